@@ -1,0 +1,102 @@
+"""The ``qdtrack`` command line: one entry point, one subcommand per step.
+
+Each subcommand parses its arguments here and hands them to a ``main(args) -> int``
+function in the module that does the work, so modules stay importable without argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> module whose ``main(args) -> int`` runs it (imported lazily: keeps
+# ``qdtrack --help`` fast and avoids importing TrackEval for ``associate``).
+_HANDLERS = {
+    "associate": "qdtrack.associate",
+    "evaluate": "qdtrack.evaluate",
+    "data synth": "qdtrack.data.synth",
+    "data split": "qdtrack.data.mot_split",
+    "track-gt": "qdtrack.pseudo_detector",
+}
+
+
+def _add_associate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "associate",
+        help="run a tracker over precomputed detections and embeddings",
+        description="Re-track precomputed detections (and embeddings) without the network.",
+    )
+    p.add_argument("--input", required=True, help="frames.json with detections per frame")
+    p.add_argument("--output", required=True, help="tracks.json to write")
+    p.add_argument("--tracker", choices=["qdtrack", "tao", "iou"], default="qdtrack")
+    p.add_argument(
+        "--config",
+        default="{}",
+        help="tracker settings as JSON, e.g. '{\"memo_tracklet_frames\": 10}'",
+    )
+    p.set_defaults(handler="associate")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score MOTChallenge results with TrackEval (HOTA, CLEAR, Identity)",
+        description="Evaluate tracker results against MOTChallenge ground truth with TrackEval.",
+    )
+    p.add_argument("--gt", required=True, help="GT_DIR with <seq>/gt/gt.txt and <seq>/seqinfo.ini")
+    p.add_argument("--results", required=True, help="RES_DIR with <seq>.txt per sequence")
+    p.add_argument("--benchmark", default="MOT17", choices=["MOT17", "MOT16", "MOT15", "MOT20"])
+    p.add_argument("--split", default="full", choices=["full", "half-val"])
+    p.add_argument("--out", default=None, help="metrics.json to write")
+    p.add_argument("--gate", default=None, help='criteria such as "HOTA>=55,MOTA>=65"')
+    p.add_argument("--baseline", default=None, help="metrics.json of the model to compare with")
+    p.add_argument(
+        "--max-drop",
+        default=None,
+        help="allowed drop per metric against --baseline, e.g. HOTA=0.5,IDF1=1",
+    )
+    p.set_defaults(handler="evaluate")
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="dataset tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    s = data_sub.add_parser(
+        "synth",
+        help="write the deterministic synthetic MOTChallenge + CrowdHuman dataset",
+    )
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-seqs", type=int, default=None, help="number of train sequences")
+    s.add_argument("--val-seqs", type=int, default=None, help="number of val sequences")
+    s.add_argument("--frames", type=int, default=None, help="frames per sequence")
+    s.add_argument("--crowdhuman-images", type=int, default=None)
+    s.set_defaults(handler="data synth")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``qdtrack`` argument parser."""
+    parser = argparse.ArgumentParser(prog="qdtrack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_associate(sub)
+    _add_evaluate(sub)
+    _add_data(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qdtrack`` console script."""
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(_HANDLERS[args.handler])
+    try:
+        return int(module.main(args))
+    except (ValueError, FileNotFoundError) as exc:
+        # User errors (bad files, bad settings) get one clear line, not a traceback.
+        print(f"qdtrack {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dataset readers and writers (MOTChallenge, CrowdHuman, frame sources, synthetic data)."""

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 # subcommand -> module whose ``main(args) -> int`` runs it (imported lazily: keeps
 # ``qdtrack --help`` fast and avoids importing TrackEval for ``associate``).
 _HANDLERS = {
-    "associate": "qdtrack.associate",
-    "evaluate": "qdtrack.evaluate",
-    "data synth": "qdtrack.data.synth",
-    "data split": "qdtrack.data.mot_split",
-    "track-gt": "qdtrack.pseudo_detector",
+    "associate": "qdtrack.associate:main",
+    "evaluate": "qdtrack.evaluate:main",
+    "data synth": "qdtrack.data.synth:main",
+    "data det2frames": "qdtrack.associate:main_det2frames",
 }
 
 
@@ -35,6 +34,11 @@ def _add_associate(sub: argparse._SubParsersAction) -> None:
         "--config",
         default="{}",
         help="tracker settings as JSON, e.g. '{\"memo_tracklet_frames\": 10}'",
+    )
+    p.add_argument(
+        "--mot-output",
+        default=None,
+        help="also write MOTChallenge results (frame_id + 1 as the MOT frame)",
     )
     p.set_defaults(handler="associate")
 
@@ -74,6 +78,15 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--frames", type=int, default=None, help="frames per sequence")
     s.add_argument("--crowdhuman-images", type=int, default=None)
     s.set_defaults(handler="data synth")
+    d = data_sub.add_parser(
+        "det2frames",
+        help="convert a MOTChallenge det.txt into an associate input (frames.json)",
+    )
+    d.add_argument("--seq", required=True, help="sequence folder with seqinfo.ini")
+    d.add_argument("--det", default=None, help="detections file (default SEQ/det/det.txt)")
+    d.add_argument("--out", required=True, help="frames.json to write")
+    d.add_argument("--min-score", type=float, default=-float("inf"))
+    d.set_defaults(handler="data det2frames")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qdtrack`` console script."""
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(_HANDLERS[args.handler])
+    module_name, function = _HANDLERS[args.handler].split(":")
+    handler = getattr(importlib.import_module(module_name), function)
     try:
-        return int(module.main(args))
+        return int(handler(args))
     except (ValueError, FileNotFoundError) as exc:
         # User errors (bad files, bad settings) get one clear line, not a traceback.
         print(f"qdtrack {args.command}: error: {exc}", file=sys.stderr)

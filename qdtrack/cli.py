@@ -54,6 +54,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", default="MOT17", choices=["MOT17", "MOT16", "MOT15", "MOT20"])
     p.add_argument("--split", default="full", choices=["full", "half-val"])
     p.add_argument("--out", default=None, help="metrics.json to write")
+    p.add_argument(
+        "--summary", default=None, help="also write the headline combined metrics (JSON)"
+    )
     p.add_argument("--gate", default=None, help='criteria such as "HOTA>=55,MOTA>=65"')
     p.add_argument("--baseline", default=None, help="metrics.json of the model to compare with")
     p.add_argument(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qdtrack.data.mot import half_split_point, read_seqinfo
+from qdtrack.data.mot import half_frames, read_seqinfo
 from qdtrack.io_utils import read_json, write_json
 
 BENCHMARKS = ("MOT17", "MOT16", "MOT15", "MOT20")
@@ -296,7 +296,7 @@ def _convert(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def half_val_frames(seq_length: int) -> range:
     """Frames (1-based, original numbering) of mmtracking's half-val split."""
-    return range(half_split_point(seq_length) + 1, seq_length + 1)
+    return half_frames(seq_length, "half-val")
 
 
 def evaluate_mot(
@@ -478,6 +478,15 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
+
+
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of the combined row (what ``dvc metrics show`` displays)."""
+    combined = metrics["combined"]
+    return {name: combined[name] for name in SUMMARY_METRICS}
+
+
 def main(args: argparse.Namespace) -> int:
     """``qdtrack evaluate``: 0 = evaluated (and the gate passed), 1 = the gate failed."""
     baseline = None
@@ -499,6 +508,9 @@ def main(args: argparse.Namespace) -> int:
     if args.out:
         write_json(args.out, metrics)
         print(f"wrote {args.out}")
+    if getattr(args, "summary", None):
+        write_json(args.summary, summary_metrics(metrics))
+        print(f"wrote {args.summary}")
 
     if args.gate is None and baseline is None:
         return 0

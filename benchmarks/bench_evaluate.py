@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     report = {
         "benchmark": "evaluate_mot on MOT17-train-gt (7 sequences), perturbed gt as tracker",
-        "gt": str(args.gt),
+        "gt": os.path.relpath(args.gt.resolve(), REPO_ROOT),
         "seed": args.seed,
         "perturbation": {
             "drop_fraction": DROP_FRACTION,

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from qdtrack.structures import Detections, Tracks, box_iou
-from qdtrack.trackers.state import pack_state, unpack_state
+from qdtrack.trackers.state import check_frame_order, pack_state, unpack_state
 
 UNMATCHED = -1
 
@@ -87,12 +87,7 @@ class IoUTracker:
         self, detections: Detections, frame_id: int, *, include_unconfirmed: bool = False
     ) -> Tracks:
         """Track one frame. Output rows are in descending score order."""
-        if self._last_frame_id is not None and int(frame_id) <= self._last_frame_id:
-            raise ValueError(
-                f"frame_id {frame_id} does not follow {self._last_frame_id}: frame ids must "
-                "increase within a sequence (call reset() to start a new one)"
-            )
-        self._last_frame_id = int(frame_id)
+        self._last_frame_id = frame_id = check_frame_order(self._last_frame_id, frame_id)
         order = np.argsort(-detections.scores, kind="stable")
         dets = detections.select(order)
         ids = np.full(len(dets), UNMATCHED, dtype=np.int64)
@@ -107,7 +102,7 @@ class IoUTracker:
         new = (ids == UNMATCHED) & (dets.scores > self.init_score_thr)
         ids[new] = np.arange(self._next_id, self._next_id + int(new.sum()))
         self._next_id += int(new.sum())
-        self._remember(dets, ids, int(frame_id))
+        self._remember(dets, ids, frame_id)
         out = Tracks(dets.boxes_xyxy, dets.scores, dets.labels, ids, order)
         return out if include_unconfirmed else out.confirmed()
 

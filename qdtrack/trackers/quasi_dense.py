@@ -15,7 +15,7 @@ import numpy as np
 
 from qdtrack.structures import Detections, Tracks
 from qdtrack.trackers.association import MATCH_METRICS, earlier_overlap, similarity
-from qdtrack.trackers.state import pack_state, unpack_state
+from qdtrack.trackers.state import check_frame_order, pack_state, unpack_state
 
 UNMATCHED = -1  # no id: a backdrop candidate, or below init_score_thr
 SUPPRESSED = -2  # low-score duplicate of a tracked object; never becomes a backdrop
@@ -237,7 +237,7 @@ class QuasiDenseTracker:
             The kept detections in descending score order with their ids; by default only
             those with an id ``>= 0``. ``input_indices`` point into ``detections``.
         """
-        self._check_frame(frame_id)
+        self._last_frame_id = frame_id = check_frame_order(self._last_frame_id, frame_id)
         if len(detections) == 0:
             # Reference: an empty frame returns before touching memory (spec d.2 step 0).
             return Tracks.empty()
@@ -276,15 +276,6 @@ class QuasiDenseTracker:
 
         out = Tracks(dets.boxes_xyxy, dets.scores, dets.labels, ids, order)
         return out if include_unconfirmed else out.confirmed()
-
-    def _check_frame(self, frame_id: int) -> None:
-        frame_id = int(frame_id)
-        if self._last_frame_id is not None and frame_id <= self._last_frame_id:
-            raise ValueError(
-                f"frame_id {frame_id} does not follow {self._last_frame_id}: frame ids must "
-                "increase within a sequence (call reset() to start a new one)"
-            )
-        self._last_frame_id = frame_id
 
     def _match(self, dets: Detections) -> np.ndarray:
         """Greedy assignment of detections (score order) to the memory (step 3)."""

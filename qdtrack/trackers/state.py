@@ -12,6 +12,21 @@ import numpy as np
 STATE_FORMAT_VERSION = 1
 
 
+def check_frame_order(last_frame_id: int | None, frame_id: int) -> int:
+    """Return ``frame_id`` as int, or raise ``ValueError`` if it does not follow ``last_frame_id``.
+
+    Frame ids must increase strictly within a sequence: a repeated id would divide by zero
+    in the reference's velocity bookkeeping and a smaller one breaks expiry.
+    """
+    frame_id = int(frame_id)
+    if last_frame_id is not None and frame_id <= last_frame_id:
+        raise ValueError(
+            f"frame_id {frame_id} does not follow {last_frame_id}: frame ids must "
+            "increase within a sequence (call reset() to start a new one)"
+        )
+    return frame_id
+
+
 def pack_state(kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
     """Pack JSON-able ``meta`` and named numpy ``arrays`` into one ``.npz`` byte string."""
     header = {"kind": kind, "version": STATE_FORMAT_VERSION, **meta}

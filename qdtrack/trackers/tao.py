@@ -16,7 +16,7 @@ import numpy as np
 
 from qdtrack.structures import Detections, Tracks, box_iou
 from qdtrack.trackers.association import cosine_similarity, masked_bisoftmax
-from qdtrack.trackers.state import pack_state, unpack_state
+from qdtrack.trackers.state import check_frame_order, pack_state, unpack_state
 
 UNMATCHED = -1
 TAO_MATCH_METRICS = ("bisoftmax", "cosine")
@@ -146,12 +146,7 @@ class QuasiDenseTAOTracker:
 
         Output rows keep the input order; their scores are the blended scores.
         """
-        if self._last_frame_id is not None and int(frame_id) <= self._last_frame_id:
-            raise ValueError(
-                f"frame_id {frame_id} does not follow {self._last_frame_id}: frame ids must "
-                "increase within a sequence (call reset() to start a new one)"
-            )
-        self._last_frame_id = int(frame_id)
+        self._last_frame_id = frame_id = check_frame_order(self._last_frame_id, frame_id)
         if len(detections) == 0:
             return Tracks.empty()
         if detections.embeddings is None:
@@ -172,7 +167,7 @@ class QuasiDenseTAOTracker:
         ids[new] = np.arange(self._next_id, self._next_id + num_new)
         self._next_id += num_new
         # 4. memory
-        self._update_memory(dets, scores, ids, int(frame_id))
+        self._update_memory(dets, scores, ids, frame_id)
 
         out = Tracks(dets.boxes_xyxy, scores, dets.labels, ids, keep_index)
         return out if include_unconfirmed else out.confirmed()

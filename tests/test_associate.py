@@ -47,8 +47,15 @@ def test_associate_round_trip_and_timing_line(tmp_path: Path, capsys) -> None:
     out = tmp_path / "tracks.json"
     mot = tmp_path / "res.txt"
     rc = cli(
-        ["associate", "--input", str(_write(tmp_path, frames)), "--output", str(out)]
-        + ["--mot-output", str(mot)]
+        [
+            "associate",
+            "--input",
+            str(_write(tmp_path, frames)),
+            "--output",
+            str(out),
+            "--mot-output",
+            str(mot),
+        ]
     )
     assert rc == 0
     assert _tracks(out) == [{0: 1, 1: 0}, {}, {0: 0, 1: 1}]
@@ -91,7 +98,11 @@ def test_frame_zero_starts_a_fresh_tracker(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("frames", "config", "message"),
     [
-        ([_frame(0, [A], [0.9], [0]), _frame(0, [A], [0.9], [0]) | {"frame_id": -1}], "{}", "non-negative"),
+        (
+            [_frame(0, [A], [0.9], [0]), _frame(0, [A], [0.9], [0]) | {"frame_id": -1}],
+            "{}",
+            "non-negative",
+        ),
         ([_frame(3, [A], [0.9], [0]), _frame(2, [A], [0.9], [0])], "{}", "does not follow"),
         ([{"frame_id": 0, "bboxes": [A], "scores": [0.9]}], "{}", "embeds"),
         ([_frame(0, [A], [0.9, 0.8], [0])], "{}", "scores has 2 entries"),
@@ -104,8 +115,15 @@ def test_frame_zero_starts_a_fresh_tracker(tmp_path: Path) -> None:
 def test_bad_input_is_one_clear_line(tmp_path: Path, capsys, frames, config, message) -> None:
     out = tmp_path / "t.json"
     rc = cli(
-        ["associate", "--input", str(_write(tmp_path, frames)), "--output", str(out)]
-        + ["--config", config]
+        [
+            "associate",
+            "--input",
+            str(_write(tmp_path, frames)),
+            "--output",
+            str(out),
+            "--config",
+            config,
+        ]
     )
     err = capsys.readouterr().err
     assert rc == 2
@@ -132,8 +150,19 @@ def test_public_detections_end_to_end(pets_dir: Path, tmp_path: Path, capsys) ->
     res_dir = tmp_path / "res"
     cfg = json.dumps({"obj_score_thr": 10, "init_score_thr": 20, "memo_tracklet_frames": 5})
     rc = cli(
-        ["associate", "--input", str(frames), "--output", str(tmp_path / "t.json")]
-        + ["--tracker", "iou", "--config", cfg, "--mot-output", str(res_dir / "PETS09-S2L1.txt")]
+        [
+            "associate",
+            "--input",
+            str(frames),
+            "--output",
+            str(tmp_path / "t.json"),
+            "--tracker",
+            "iou",
+            "--config",
+            cfg,
+            "--mot-output",
+            str(res_dir / "PETS09-S2L1.txt"),
+        ]
     )
     assert rc == 0
     gt = tmp_path / "gt" / "PETS09-S2L1"
@@ -143,8 +172,17 @@ def test_public_detections_end_to_end(pets_dir: Path, tmp_path: Path, capsys) ->
     (gt / "gt" / "gt.txt").write_text((pets_dir / "gt" / "gt.txt").read_text())
     metrics = tmp_path / "m.json"
     rc = cli(
-        ["evaluate", "--gt", str(gt.parent), "--results", str(res_dir), "--benchmark", "MOT15"]
-        + ["--out", str(metrics)]
+        [
+            "evaluate",
+            "--gt",
+            str(gt.parent),
+            "--results",
+            str(res_dir),
+            "--benchmark",
+            "MOT15",
+            "--out",
+            str(metrics),
+        ]
     )
     assert rc == 0
     combined = json.loads(metrics.read_text())["combined"]

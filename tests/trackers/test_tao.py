@@ -105,7 +105,9 @@ def test_masked_bisoftmax_equals_reference_formula_and_stays_finite() -> None:
     a, m = rng.normal(size=(4, DIM)), rng.normal(size=(3, DIM))
     mask = rng.random((4, 3)) > 0.3
     exps = np.exp(a @ m.T) * mask
-    ref = (exps / (exps.sum(1, keepdims=True) + 1e-6) + exps / (exps.sum(0, keepdims=True) + 1e-6)) / 2
+    ref = (
+        exps / (exps.sum(1, keepdims=True) + 1e-6) + exps / (exps.sum(0, keepdims=True) + 1e-6)
+    ) / 2
     np.testing.assert_allclose(masked_bisoftmax(a, m, mask), ref, rtol=1e-5, atol=1e-7)
     # dot products of ~10,000 overflow exp() in float32; ours stays finite
     big = masked_bisoftmax(a * 100, m * 100, np.ones((4, 3), bool))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ _HANDLERS = {
     "evaluate": "qdtrack.evaluate:main",
     "data synth": "qdtrack.data.synth:main",
     "data det2frames": "qdtrack.associate:main_det2frames",
+    "convert-checkpoint": "qdtrack.convert:main",
 }
 
 
@@ -92,6 +94,21 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler="data det2frames")
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert-checkpoint",
+        help="convert a published mmtracking QDTrack R-50 checkpoint into a project checkpoint",
+    )
+    p.add_argument("checkpoint", help="mmtracking QDTrack R-50-FPN checkpoint (.pth)")
+    p.add_argument("output", help="project checkpoint to write")
+    p.add_argument(
+        "--keep-num-batches-tracked",
+        action="store_true",
+        help="keep BatchNorm num_batches_tracked buffers (only for an nn.BatchNorm2d backbone)",
+    )
+    p.set_defaults(handler="convert-checkpoint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``qdtrack`` argument parser."""
     parser = argparse.ArgumentParser(prog="qdtrack", description=__doc__.splitlines()[0])
@@ -99,12 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_associate(sub)
     _add_evaluate(sub)
     _add_data(sub)
+    _add_convert(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qdtrack`` console script."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     module_name, function = _HANDLERS[args.handler].split(":")
     handler = getattr(importlib.import_module(module_name), function)
     try:

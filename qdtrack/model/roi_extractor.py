@@ -1,0 +1,179 @@
+"""Multi-level RoIAlign feature extraction with mmdet's level rule (spec a.5, b).
+
+The reference (mmdet 2.x ``SingleRoIExtractor`` with mmcv ``RoIAlign``) pools every box on
+one FPN level chosen by ``floor(log2(sqrt(w*h) / finest_scale + 1e-6))`` and uses mmcv's
+aligned mode (half-pixel offset) with adaptive sampling. torchvision's ``MultiScaleRoIAlign``
+differs (``aligned=False``, ``sampling_ratio=2``, its own level formula and inferred scales),
+so this module implements the reference rule on top of ``torchvision.ops.roi_align``
+(checkpoint-keys.md, items 8 and 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import roi_align
+
+__all__ = ["INVALID_LEVEL", "MultiLevelRoIExtractor", "boxes_to_rois", "map_roi_levels"]
+
+#: Level given to boxes with a negative area (exactly one of ``w``, ``h`` negative); the
+#: reference computes ``sqrt`` of a negative number there, matches no level and leaves the
+#: pooled features at zero. Such boxes never come out of the RPN or the box head.
+INVALID_LEVEL = -1
+
+#: The ``1e-6`` the reference adds inside the logarithm (mmdet ``map_roi_levels``).
+_LEVEL_EPS = 1e-6
+
+
+def map_roi_levels(boxes: Tensor, num_levels: int, finest_scale: float = 56.0) -> Tensor:
+    """Assign each box to an FPN level with mmdet's rule.
+
+    ``level = floor(log2(sqrt(w * h) / finest_scale + 1e-6))`` clamped to
+    ``[0, num_levels - 1]`` with ``w = x2 - x1`` and ``h = y2 - y1`` (no ``+1``). With the
+    default ``finest_scale=56`` a box of scale ``sqrt(w*h) < 112`` goes to level 0 (P2),
+    ``[112, 224)`` to level 1 (P3), ``[224, 448)`` to level 2 (P4) and the rest to level 3 (P5).
+
+    Args:
+        boxes: Boxes of shape (K, 4) in xyxy format.
+        num_levels: Number of pyramid levels available (4 for P2..P5).
+        finest_scale: Box scale that maps to the boundary of level 0 and level 1 halved.
+
+    Returns:
+        Long tensor of shape (K,) with values in ``[0, num_levels - 1]``, or
+        ``INVALID_LEVEL`` for boxes with a negative area.
+
+    Raises:
+        ValueError: If ``boxes`` is not of shape (K, 4) or ``num_levels < 1``.
+    """
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (K, 4); got {tuple(boxes.shape)}.")
+    if num_levels < 1:
+        raise ValueError(f"num_levels must be at least 1; got {num_levels}.")
+    scale = torch.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    raw_levels = torch.floor(torch.log2(scale / finest_scale + _LEVEL_EPS))
+    levels = raw_levels.clamp(min=0, max=num_levels - 1)
+    # Casting NaN to int is undefined; give those boxes a level that matches no feature map.
+    levels = torch.where(torch.isnan(levels), torch.full_like(levels, INVALID_LEVEL), levels)
+    return levels.long()
+
+
+def boxes_to_rois(boxes: Sequence[Tensor]) -> Tensor:
+    """Concatenate per-image boxes into RoIs with a leading batch index.
+
+    Args:
+        boxes: One tensor of shape (K_i, 4) in xyxy format per image.
+
+    Returns:
+        Tensor of shape (ΣK_i, 5): ``(image_index, x1, y1, x2, y2)``.
+    """
+    rois = [
+        torch.cat([torch.full_like(image_boxes[:, :1], index), image_boxes[:, :4]], dim=1)
+        for index, image_boxes in enumerate(boxes)
+    ]
+    return torch.cat(rois, dim=0)
+
+
+class MultiLevelRoIExtractor(nn.Module):
+    """Pool a fixed-size feature for every box from the FPN level its size selects.
+
+    Equivalent of mmdet's ``SingleRoIExtractor(RoIAlign(output_size=7, sampling_ratio=0),
+    featmap_strides=[4, 8, 16, 32], finest_scale=56)`` with mmcv's default ``aligned=True``.
+    Boxes are in network-input coordinates; level ``i`` is pooled with
+    ``spatial_scale = 1 / featmap_strides[i]``. The module has no parameters.
+
+    Args:
+        output_size: Side of the pooled square feature (7 in the reference).
+        sampling_ratio: Sampling points per bin side; 0 = adaptive ``ceil(roi_size / bins)``.
+        aligned: Half-pixel offset (mmcv's and Detectron2's aligned mode). The reference uses
+            True; False reproduces torchvision's ``MultiScaleRoIAlign`` convention.
+        featmap_strides: Stride of each pooled feature map, finest first (P2..P5).
+        finest_scale: Scale constant of the level rule, see :func:`map_roi_levels`.
+    """
+
+    def __init__(
+        self,
+        *,
+        output_size: int = 7,
+        sampling_ratio: int = 0,
+        aligned: bool = True,
+        featmap_strides: Sequence[int] = (4, 8, 16, 32),
+        finest_scale: float = 56.0,
+    ) -> None:
+        super().__init__()
+        if output_size < 1:
+            raise ValueError(f"output_size must be positive; got {output_size}.")
+        if sampling_ratio < 0:
+            raise ValueError(
+                f"sampling_ratio must be 0 (adaptive) or positive; got {sampling_ratio}."
+            )
+        if len(featmap_strides) == 0 or any(stride <= 0 for stride in featmap_strides):
+            raise ValueError(f"featmap_strides must be positive; got {list(featmap_strides)}.")
+        if finest_scale <= 0:
+            raise ValueError(f"finest_scale must be positive; got {finest_scale}.")
+        self.output_size = output_size
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.featmap_strides = tuple(int(stride) for stride in featmap_strides)
+        self.finest_scale = float(finest_scale)
+
+    @property
+    def num_levels(self) -> int:
+        """Number of feature maps that are pooled (4 for P2..P5)."""
+        return len(self.featmap_strides)
+
+    def forward(self, features: Sequence[Tensor], boxes: Sequence[Tensor]) -> Tensor:
+        """Pool the features of every box.
+
+        Args:
+            features: FPN maps finest first, each of shape (B, C, H_l, W_l). Only the first
+                ``num_levels`` are used, so the full P2..P6 list may be passed (the reference
+                slices ``x[:num_inputs]`` the same way; P6 is never pooled).
+            boxes: One tensor of shape (K_i, 4) per image, xyxy in network-input coordinates.
+
+        Returns:
+            Tensor of shape (ΣK_i, C, output_size, output_size), rows in the order of the
+            concatenated boxes. Boxes with a negative area get zeros (as in the reference).
+
+        Raises:
+            ValueError: If fewer feature maps than strides are given, or the number of box
+                tensors differs from the batch size.
+        """
+        if len(features) < self.num_levels:
+            raise ValueError(
+                f"expected at least {self.num_levels} feature maps (one per stride "
+                f"{list(self.featmap_strides)}); got {len(features)}."
+            )
+        features = list(features)[: self.num_levels]
+        batch_size, channels = features[0].shape[:2]
+        if len(boxes) != batch_size:
+            raise ValueError(f"expected one box tensor per image ({batch_size}); got {len(boxes)}.")
+        reference = features[0]
+        rois = boxes_to_rois([b.to(device=reference.device, dtype=reference.dtype) for b in boxes])
+        size = self.output_size
+        pooled = reference.new_zeros((rois.shape[0], channels, size, size))
+        if rois.shape[0] == 0:
+            return pooled
+        levels = map_roi_levels(rois[:, 1:], self.num_levels, self.finest_scale)
+        for level, (feature, stride) in enumerate(zip(features, self.featmap_strides, strict=True)):
+            index = torch.nonzero(levels == level).squeeze(1)
+            if index.numel() == 0:
+                continue
+            pooled[index] = roi_align(
+                feature,
+                rois[index],
+                output_size=(size, size),
+                spatial_scale=1.0 / stride,
+                sampling_ratio=self.sampling_ratio,
+                aligned=self.aligned,
+            )
+        return pooled
+
+    def extra_repr(self) -> str:
+        """Settings shown by ``print(module)``."""
+        return (
+            f"output_size={self.output_size}, sampling_ratio={self.sampling_ratio}, "
+            f"aligned={self.aligned}, featmap_strides={self.featmap_strides}, "
+            f"finest_scale={self.finest_scale}"
+        )

@@ -94,9 +94,7 @@ def main() -> None:
             f"{r['tracker']:<22}{r['detections']:>6}{r['tracks']:>8}"
             f"{r['median_ms']:>12.3f}{r['p99_ms']:>10.3f}"
         )
-    goal = next(
-        r for r in rows if r["tracker"] == "QuasiDenseTracker" and r["detections"] == 100
-    )
+    goal = next(r for r in rows if r["tracker"] == "QuasiDenseTracker" and r["detections"] == 100)
     verdict = "meets" if goal["median_ms"] < GOAL_MS else "MISSES"
     print(f"goal: QuasiDenseTracker (100, 200) median < {GOAL_MS} ms: {verdict}")
     out = Path(args.out)

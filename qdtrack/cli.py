@@ -19,7 +19,10 @@ _HANDLERS = {
     "evaluate": "qdtrack.evaluate:main",
     "data synth": "qdtrack.data.synth:main",
     "data det2frames": "qdtrack.associate:main_det2frames",
+    "data from-video": "qdtrack.cli:_main_from_video",
     "convert-checkpoint": "qdtrack.convert:main",
+    "train": "qdtrack.train:main",
+    "track": "qdtrack.track:main",
 }
 
 
@@ -92,6 +95,16 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", required=True, help="frames.json to write")
     d.add_argument("--min-score", type=float, default=-float("inf"))
     d.set_defaults(handler="data det2frames")
+    v = data_sub.add_parser(
+        "from-video", help="decode a video into a MOTChallenge sequence folder (img1/*.jpg)"
+    )
+    v.add_argument("video", help="video file")
+    v.add_argument("--out", required=True, help="sequence folder to write")
+    v.add_argument(
+        "--annotations", default=None, help="sequence folder whose gt/, det/, fps to copy"
+    )
+    v.add_argument("--name", default=None)
+    v.set_defaults(handler="data from-video")
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -109,6 +122,48 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="convert-checkpoint")
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train QDTrack (single process, or DDP under torchrun)")
+    p.add_argument("--config", default="params.yaml", help="params file (default params.yaml)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a parameter, e.g. --set train.lr=0.01 (repeatable)",
+    )
+    p.add_argument("--out", default="runs/train", help="folder for checkpoints and losses.csv")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if any)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.set_defaults(handler="train")
+
+
+def _add_track(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "track", help="track a video file, an image folder or a MOTChallenge sequence"
+    )
+    p.add_argument("input", help="video file, image folder or sequence folder")
+    p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="MOTChallenge result file to write")
+    p.add_argument("--render", default=None, help="also write a video with the tracks drawn")
+    p.add_argument(
+        "--save-detections", default=None, help="write detections + embeddings (associate input)"
+    )
+    p.add_argument("--tracker-config", default=None, help="JSON tracker settings overrides")
+    p.add_argument("--start", type=int, default=1, help="first frame (1-based)")
+    p.add_argument("--stop", type=int, default=None, help="last frame (1-based, inclusive)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler="track")
+
+
+def _main_from_video(args: argparse.Namespace) -> int:
+    from qdtrack.data.frames import video_to_sequence
+
+    info = video_to_sequence(args.video, args.out, name=args.name, annotations=args.annotations)
+    print(f"from-video: {info.seq_length} frames {info.im_width}x{info.im_height} -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``qdtrack`` argument parser."""
     parser = argparse.ArgumentParser(prog="qdtrack", description=__doc__.splitlines()[0])
@@ -117,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_data(sub)
     _add_convert(sub)
+    _add_train(sub)
+    _add_track(sub)
     return parser
 
 

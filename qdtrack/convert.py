@@ -33,6 +33,7 @@ import torch
 import torchvision
 from torch import Tensor
 
+from qdtrack.config import QDTrackConfig
 from qdtrack.io_utils import atomic_write
 from qdtrack.model.embed_head import QuasiDenseEmbedHead
 
@@ -52,45 +53,10 @@ NUM_MMTRACKING_KEYS = 364
 #: How many offending key names an error message lists.
 _MAX_LISTED = 10
 
-#: Model and tracker settings of ``qdtrack_faster-rcnn_r50_fpn_4e_mot17-private-half``
-#: (spec a.2–a.7, b, d.1), stored in converted checkpoints so they are self-describing.
-REFERENCE_R50_MOT17_CONFIG: dict[str, Any] = {
-    "model": {
-        "backbone": "resnet50",
-        "backbone_style": "caffe",
-        "frozen_batch_norm": True,
-        "trainable_backbone_layers": 3,
-        "num_classes": 1,  # pedestrian; torchvision's head has num_classes + 1 = 2 outputs
-        "class_names": ["pedestrian"],
-        "image_mean_bgr": [103.530, 116.280, 123.675],
-        "image_std": [1.0, 1.0, 1.0],
-        "channel_order": "BGR",
-        "test_scale": [1088, 1088],
-        "size_divisor": 32,
-        "anchor_sizes": [32, 64, 128, 256, 512],
-        "anchor_ratios": [0.5, 1.0, 2.0],
-        "featmap_strides": [4, 8, 16, 32],
-        "finest_scale": 56.0,
-        "roi_output_size": 7,
-        "rcnn_score_thr": 0.05,
-        "rcnn_nms_iou_thr": 0.5,
-        "rcnn_max_per_img": 100,
-        "embed_channels": 256,
-    },
-    "tracker": {
-        "init_score_thr": 0.9,
-        "obj_score_thr": 0.5,
-        "match_score_thr": 0.5,
-        "memo_tracklet_frames": 30,
-        "memo_backdrop_frames": 1,
-        "memo_momentum": 0.8,
-        "nms_conf_thr": 0.5,
-        "nms_backdrop_iou_thr": 0.3,
-        "nms_class_iou_thr": 0.7,
-        "with_cats": True,
-        "match_metric": "bisoftmax",
-    },
-}
+#: Settings of ``qdtrack_faster-rcnn_r50_fpn_4e_mot17-private-half`` (spec a.2–a.8, b, d.1):
+#: the defaults of :class:`qdtrack.config.QDTrackConfig`. Stored in converted checkpoints so
+#: that ``qdtrack track`` rebuilds the reference network from the file alone.
+REFERENCE_R50_MOT17_CONFIG: dict[str, Any] = QDTrackConfig().to_dict()
 
 
 def _swap_class_rows(tensor: Tensor) -> Tensor:

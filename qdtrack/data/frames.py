@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from qdtrack.data.mot import MotSequence, read_seqinfo
+from qdtrack.data.mot import MotSequence, SeqInfo, read_seqinfo, write_seqinfo
+from qdtrack.io_utils import atomic_write
 
 Image = npt.NDArray[np.uint8]
 Frame = tuple[int, Image]
@@ -242,3 +243,55 @@ def open_frames(source: str | Path, *, start: int = 1, stop: int | None = None) 
             stop=stop,
         )
     return ImageFrames(path, _folder_images(path), start=start, stop=stop)
+
+
+def video_to_sequence(
+    video: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    annotations: str | Path | None = None,
+    jpeg_quality: int = 95,
+) -> SeqInfo:
+    """Decode a video into a MOTChallenge sequence folder (``img1/000001.jpg``, seqinfo.ini).
+
+    ``annotations`` may name a sequence folder (or its ``seqinfo.ini``) whose ``gt/`` and
+    ``det/`` files and frame rate are copied along, e.g. PETS09-S2L1, which ships only the
+    AVI. Frames are written atomically; a finished folder is reused as it is.
+
+    Returns:
+        The written sequence's :class:`SeqInfo`.
+    """
+    out = Path(out_dir)
+    ann = Path(annotations) if annotations is not None else None
+    if ann is not None and ann.is_file():
+        ann = ann.parent
+    ann_info = read_seqinfo(ann) if ann is not None else None
+    if (out / "seqinfo.ini").is_file():
+        return read_seqinfo(out)
+    with open_frames(video) as frames:
+        fps = ann_info.frame_rate if ann_info is not None else frames.fps
+        count = 0
+        for frame_number, image in frames:
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            if not ok:
+                raise ValueError(f"{video}: cannot encode frame {frame_number}")
+            with atomic_write(out / "img1" / f"{frame_number:06d}.jpg", "wb") as handle:
+                handle.write(data.tobytes())
+            count = frame_number
+        width, height = frames.size
+    if ann is not None:
+        for sub in ("gt", "det"):
+            if (ann / sub).is_dir():
+                for src in (ann / sub).glob("*.txt"):
+                    with atomic_write(out / sub / src.name) as handle:
+                        handle.write(src.read_text(encoding="utf-8"))
+    info = SeqInfo(
+        name=name or (ann_info.name if ann_info else Path(video).stem),
+        seq_length=count,
+        frame_rate=fps,
+        im_width=width,
+        im_height=height,
+    )
+    write_seqinfo(out, info)  # last: its presence marks a finished folder
+    return info

@@ -196,6 +196,7 @@ def build_detector(
     frozen_stages: int = 1,
     norm_eval: bool = True,
     backbone_weights_path: str | None = None,
+    fpn_channels: int = 256,
     img_scale: tuple[int, int] = DEFAULT_IMG_SCALE,
     representation_size: int = 1024,
     rounded_anchors: bool = False,
@@ -214,6 +215,7 @@ def build_detector(
         frozen_stages: stem + this many ResNet stages frozen (reference 1).
         norm_eval: frozen BatchNorm (reference ``True``).
         backbone_weights_path: optional local torchvision ResNet state dict.
+        fpn_channels: FPN output channels (reference 256; smaller only for CPU configs).
         img_scale: test resize limits (reference (1088, 1088)).
         representation_size: box head fc width (1024).
         rounded_anchors: round base anchors as torchvision (reference ``False``).
@@ -231,6 +233,7 @@ def build_detector(
         style=style,
         frozen_stages=frozen_stages,
         norm_eval=norm_eval,
+        out_channels=fpn_channels,
         weights_path=backbone_weights_path,
     )
     rpn = RegionProposalNetwork(

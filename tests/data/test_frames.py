@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from qdtrack.data.frames import open_frames
+from qdtrack.data.frames import open_frames, video_to_sequence
 from qdtrack.data.mot import SeqInfo, write_seqinfo
 
 
@@ -107,3 +107,27 @@ def test_errors(tmp_path: Path) -> None:
     _write_images(seq / "img1", 2, suffix=".jpg")
     with pytest.raises(ValueError, match=r"000003\.jpg"):
         open_frames(seq)
+
+
+def test_video_to_sequence_round_trip(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 5.0, (64, 48))
+    for k in range(6):
+        writer.write(np.full((48, 64, 3), 40 * k, np.uint8))
+    writer.release()
+    ann = tmp_path / "ann"
+    (ann / "gt").mkdir(parents=True)
+    (ann / "gt" / "gt.txt").write_text("1,1,1,1,10,10,1,1,1\n")
+    write_seqinfo(ann, SeqInfo(name="CLIP", seq_length=6, frame_rate=7))
+    out = tmp_path / "seq"
+    info = video_to_sequence(video, out, annotations=ann)
+    assert (info.name, info.seq_length, info.frame_rate) == ("CLIP", 6, 7)
+    assert (info.im_width, info.im_height) == (64, 48)
+    assert (out / "gt" / "gt.txt").read_text() == "1,1,1,1,10,10,1,1,1\n"
+    with open_frames(out) as frames:
+        images = [image for _, image in frames]
+    assert len(images) == 6 and abs(int(images[3].mean()) - 120) <= 3
+    # a finished folder is reused, not rewritten
+    stamp = (out / "img1" / "000001.jpg").stat().st_mtime_ns
+    assert video_to_sequence(video, out) == info
+    assert (out / "img1" / "000001.jpg").stat().st_mtime_ns == stamp

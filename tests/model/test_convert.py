@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -177,3 +178,43 @@ def test_bare_state_dict_and_bad_files(mm_state: dict[str, torch.Tensor], tmp_pa
         load_mmtracking_checkpoint(garbage)
     with pytest.raises(FileNotFoundError):
         load_mmtracking_checkpoint(tmp_path / "absent.pth")
+
+
+def test_converted_checkpoint_rebuilds_and_runs_the_reference_model(
+    mm_state: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    """The converted file alone rebuilds the R-50 model (strict load) and tracks a frame."""
+    from qdtrack.train import model_from_checkpoint
+
+    # small weights and unit variances keep a random R-50 numerically tame
+    tame = {}
+    for key, value in mm_state.items():
+        if key.endswith("running_var"):
+            tame[key] = torch.ones_like(value)
+        elif key.endswith("running_mean"):
+            tame[key] = torch.zeros_like(value)
+        elif value.is_floating_point():
+            tame[key] = value * 0.01
+        else:
+            tame[key] = value
+    source = tmp_path / "mm.pth"
+    torch.save({"state_dict": tame, "meta": {}}, source)
+    output = tmp_path / "qdtrack_r50.pt"
+    assert cli_main(["convert-checkpoint", str(source), str(output)]) == 0
+    model, config = model_from_checkpoint(output)
+    assert (config.model.depth, config.model.style, config.model.img_scale) == (
+        50,
+        "caffe",
+        (1088, 1088),
+    )
+    layer2 = model.detector.backbone.body.layer2[0]
+    assert layer2.conv1.stride == (2, 2) and layer2.conv2.stride == (1, 1)
+    # embed head weights are mmtracking's tensors, untouched
+    assert torch.equal(
+        model.track_head.embed_head.fc_embed.weight, tame["track_head.embed_head.fc_embed.weight"]
+    )
+    model.eval()
+    frame = np.random.default_rng(0).integers(0, 255, size=(96, 160, 3), dtype=np.uint8)
+    (det,) = model.predict([frame])
+    assert det.embeddings is not None and det.embeddings.shape == (len(det), 256)
+    assert len(det) <= 100 and (det.scores > 0.05).all()

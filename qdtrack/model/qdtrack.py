@@ -1,0 +1,130 @@
+"""``QDTrack``: the detector plus the quasi-dense track head (spec a.1, a.10, d.2 step 1).
+
+Training returns the dict of named losses; inference returns, per frame, the final
+detections in original-frame pixels with their embeddings, ready for a tracker. The model
+never holds a tracker (trackers live in :mod:`qdtrack.trackers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+
+from qdtrack.config import ModelConfig
+from qdtrack.data.pairs import TrainBatch
+from qdtrack.model.detector import QDTrackDetector, build_detector, to_detections
+from qdtrack.model.embed_head import QuasiDenseEmbedHead
+from qdtrack.model.preprocess import ImageBatch
+from qdtrack.model.roi_extractor import MultiLevelRoIExtractor
+from qdtrack.model.track_head import QuasiDenseTrackHead
+from qdtrack.structures import Detections
+
+
+class QDTrack(nn.Module):
+    """Faster R-CNN + quasi-dense embedding head.
+
+    State-dict names: ``detector.*`` (torchvision's Faster R-CNN names) and
+    ``track_head.embed_head.*`` (mmtracking's), so converted mmtracking weights load strictly.
+
+    Args:
+        detector: the Faster R-CNN.
+        track_head: the quasi-dense track head.
+    """
+
+    def __init__(self, *, detector: QDTrackDetector, track_head: QuasiDenseTrackHead) -> None:
+        super().__init__()
+        self.detector = detector
+        self.track_head = track_head
+
+    def forward_train(
+        self, batch: TrainBatch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Losses of a batch of key/reference pairs (spec a.10).
+
+        1. key frames: backbone + FPN, RPN loss and training proposals, box-head loss;
+        2. reference frames: backbone + FPN (with gradient), proposals with the test setting;
+        3. track head on (key proposals, key gts) and (ref proposals, ref gts).
+        """
+        targets = [
+            {"boxes": boxes, "labels": labels}
+            for boxes, labels in zip(batch.key_boxes_xyxy, batch.key_labels, strict=True)
+        ]
+        key = self.detector.forward_train(batch.key_images, targets, generator)
+        ref_features, ref_proposals = self.detector.propose(batch.ref_images)
+        track_losses = self.track_head.forward_train(
+            key.features,
+            ref_features,
+            key.proposals,
+            ref_proposals,
+            batch.key_boxes_xyxy,
+            batch.ref_boxes_xyxy,
+            batch.key_instance_ids,
+            batch.ref_instance_ids,
+            generator,
+        )
+        return {**key.losses, **track_losses}
+
+    def forward(self, batch: TrainBatch, generator: torch.Generator | None = None) -> Any:
+        """Training forward (``DistributedDataParallel`` calls this)."""
+        return self.forward_train(batch, generator)
+
+    @torch.no_grad()
+    def predict_batch(self, batch: ImageBatch) -> list[Detections]:
+        """Detections with embeddings for a preprocessed batch, one per image.
+
+        Embeddings are computed on the final boxes scaled back to network-input pixels
+        (boxes × ``scale_factor``), on P2–P5 (spec d.2 step 1).
+        """
+        prediction = self.detector.predict(batch)
+        scaled = [
+            result.boxes_xyxy * batch.scale_factors[i].to(result.boxes_xyxy)
+            for i, result in enumerate(prediction.detections)
+        ]
+        embeddings = self.track_head.embed(prediction.features, scaled)
+        counts = [int(b.shape[0]) for b in scaled]
+        per_image = torch.split(embeddings, counts)
+        return [
+            to_detections(result, emb)
+            for result, emb in zip(prediction.detections, per_image, strict=True)
+        ]
+
+    @torch.no_grad()
+    def predict(self, frames_bgr: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """Detections with embeddings for raw uint8 BGR frames (reference test pipeline)."""
+        device = next(self.parameters()).device
+        batch = self.detector.preprocess(frames_bgr).to(device)
+        return self.predict_batch(batch)
+
+
+def build_qdtrack(config: ModelConfig | None = None) -> QDTrack:
+    """Build the network from a :class:`~qdtrack.config.ModelConfig` (default: reference R50)."""
+    cfg = config or ModelConfig()
+    if cfg.style not in ("caffe", "pytorch"):
+        raise ValueError(f"model.style must be 'caffe' or 'pytorch', got {cfg.style!r}")
+    detector = build_detector(
+        depth=cfg.depth,
+        num_classes=cfg.num_classes,
+        style=cfg.style,  # type: ignore[arg-type]
+        frozen_stages=cfg.frozen_stages,
+        norm_eval=cfg.norm_eval,
+        backbone_weights_path=cfg.backbone_weights_path,
+        fpn_channels=cfg.fpn_channels,
+        img_scale=(int(cfg.img_scale[0]), int(cfg.img_scale[1])),
+        representation_size=cfg.representation_size,
+        sampling_ratio=cfg.roi_sampling_ratio,
+    )
+    roi_extractor = MultiLevelRoIExtractor(sampling_ratio=cfg.roi_sampling_ratio)
+    embed_head = QuasiDenseEmbedHead(
+        in_channels=cfg.fpn_channels,
+        conv_channels=cfg.embed_conv_channels,
+        num_convs=cfg.embed_num_convs,
+        fc_channels=cfg.embed_fc_channels,
+        embed_channels=cfg.embed_channels,
+    )
+    track_head = QuasiDenseTrackHead(roi_extractor=roi_extractor, embed_head=embed_head)
+    return QDTrack(detector=detector, track_head=track_head)

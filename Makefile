@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-slow test-gpu test-all lint bench clean
+.PHONY: setup run test test-slow test-gpu test-all lint bench bench-quality clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,9 +38,14 @@ lint: setup
 	$(BIN)/ruff check qdtrack tests benchmarks
 	$(BIN)/mypy
 
-bench: setup  ## benchmarks: print tables, write benchmarks/results/*.json
+bench: setup  ## fast benchmarks (minutes): print tables, write benchmarks/results/*.json
 	$(BIN)/python benchmarks/bench_tracker.py
 	$(BIN)/python benchmarks/bench_evaluate.py
+	$(BIN)/python benchmarks/bench_model_speed.py
+
+bench-quality: setup  ## training-quality benchmarks (about 15 + 35 minutes on 2 cores)
+	$(BIN)/python benchmarks/bench_synthetic.py
+	$(BIN)/python benchmarks/bench_pets09.py
 
 clean:
 	rm -rf data runs metrics .pytest_cache .mypy_cache .ruff_cache

@@ -45,6 +45,13 @@ def main() -> None:
     parser.add_argument("--work", default=str(REPO / "runs" / "bench_pets09"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "pets09.json"))
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, as for qdtrack train (repeatable)",
+    )
     args = parser.parse_args()
     work = Path(args.work)
     source = Path(args.data)
@@ -52,7 +59,7 @@ def main() -> None:
         sys.exit(f"bench_pets09: {source / 'vtest.avi'} not found")
     seq = work / "data" / "PETS09-S2L1"
     info = video_to_sequence(source / "vtest.avi", seq, annotations=source)
-    config = load_config(args.config)
+    config = load_config(args.config, args.set)
     train = replace(
         config.train,
         sources=(DatasetSource(kind="mot", path=str(seq.parent), subset="half-train"),),

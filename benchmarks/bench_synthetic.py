@@ -36,10 +36,17 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "params.yaml"))
     parser.add_argument("--work", default=str(REPO / "runs" / "bench_synthetic"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "synthetic.json"))
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, as for qdtrack train (repeatable)",
+    )
     args = parser.parse_args()
     work = Path(args.work)
     os.chdir(REPO)  # the source paths in params.yaml are relative to the repository
-    config = load_config(args.config)
+    config = load_config(args.config, args.set)
     data = REPO / "data" / "synth"
     if not (data / "manifest.json").is_file():
         generate(data, SynthConfig(), seed=0)

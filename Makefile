@@ -25,11 +25,12 @@ run: setup  ## the main job: dvc repro on the embedded synthetic data, then its 
 test: setup  ## the default test suite (no slow, no GPU tests)
 	$(BIN)/python -m pytest -m "not slow and not gpu" -q
 
+# pytest exits 5 when no test is selected; that is not a failure for the opt-in targets
 test-slow: setup  ## slow tests only
-	$(BIN)/python -m pytest -m "slow and not gpu" -q
+	$(BIN)/python -m pytest -m "slow and not gpu" -q || [ $$? -eq 5 ]
 
-test-gpu: setup  ## GPU tests only (needs CUDA)
-	$(BIN)/python -m pytest -m gpu -q
+test-gpu: setup  ## GPU tests only (they skip without CUDA)
+	$(BIN)/python -m pytest -m gpu -q || [ $$? -eq 5 ]
 
 test-all: setup
 	$(BIN)/python -m pytest -q

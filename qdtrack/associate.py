@@ -21,7 +21,6 @@ the input frame.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Iterable
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from qdtrack.data.mot import MotTable, read_mot_txt, read_seqinfo, write_mot_results
-from qdtrack.io_utils import read_json, write_json
+from qdtrack.io_utils import parse_json_object, read_json, write_json
 from qdtrack.structures import Detections, Tracks
 from qdtrack.trackers import Tracker, build_tracker
 
@@ -191,13 +190,7 @@ def _timing_line(result: AssociationResult) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack associate``."""
-    try:
-        settings = json.loads(args.config)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--config is not valid JSON: {exc.msg}") from None
-    if not isinstance(settings, dict):
-        raise ValueError("--config must be a JSON object of tracker settings")
-    tracker = build_tracker(args.tracker, settings)
+    tracker = build_tracker(args.tracker, parse_json_object(args.config, "--config"))
     frames = parse_frames(
         read_json(args.input), args.input, need_embeds=args.tracker in APPEARANCE_TRACKERS
     )

@@ -52,3 +52,14 @@ def read_json(path: str | os.PathLike[str]) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+
+
+def parse_json_object(text: str, what: str) -> dict[str, Any]:
+    """Parse a JSON object given on the command line; ``ValueError`` naming ``what``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object of settings")
+    return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,11 +20,11 @@ from tqdm import tqdm
 
 from qdtrack.data.frames import open_frames
 from qdtrack.data.mot import write_mot_results
-from qdtrack.io_utils import write_json
+from qdtrack.io_utils import parse_json_object, write_json
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.render import VideoWriter, draw_tracks
 from qdtrack.structures import Detections, Tracks
-from qdtrack.trackers import QuasiDenseTracker
+from qdtrack.trackers import Tracker, build_tracker
 from qdtrack.train import model_from_checkpoint
 
 
@@ -43,7 +42,7 @@ def detections_record(frame_id: int, det: Detections) -> dict[str, Any]:
 
 def track_source(
     model: QDTrack,
-    tracker: QuasiDenseTracker,
+    tracker: Tracker,
     source: str | Path,
     *,
     start: int = 1,
@@ -98,17 +97,8 @@ def main(args: argparse.Namespace) -> int:
     model, config = model_from_checkpoint(args.checkpoint)
     settings: dict[str, Any] = dataclasses.asdict(config.tracker)
     if args.tracker_config:
-        try:
-            extra = json.loads(args.tracker_config)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--tracker-config is not valid JSON: {exc.msg}") from None
-        if not isinstance(extra, dict):
-            raise ValueError("--tracker-config must be a JSON object")
-        settings = {**settings, **extra}
-    try:
-        tracker = QuasiDenseTracker(**settings)
-    except TypeError as exc:
-        raise ValueError(f"bad tracker setting: {exc}") from None
+        settings.update(parse_json_object(args.tracker_config, "--tracker-config"))
+    tracker = build_tracker("qdtrack", settings)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     results, detections, fps = track_source(

@@ -110,7 +110,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert-checkpoint",
-        help="convert a published mmtracking QDTrack R-50 checkpoint into a project checkpoint",
+        help="convert published mmtracking / mmdet R-50 weights into a project checkpoint",
     )
     p.add_argument("checkpoint", help="mmtracking QDTrack R-50-FPN checkpoint (.pth)")
     p.add_argument("output", help="project checkpoint to write")
@@ -118,6 +118,14 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
         "--keep-num-batches-tracked",
         action="store_true",
         help="keep BatchNorm num_batches_tracked buffers (only for an nn.BatchNorm2d backbone)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source_format",
+        choices=["mmtracking", "mmdet"],
+        default="mmtracking",
+        help="mmtracking QDTrack checkpoint (default) or an mmdet Faster R-CNN R-50-FPN "
+        "detector such as the COCO-person initialisation (for train --init)",
     )
     p.set_defaults(handler="convert-checkpoint")
 

@@ -193,8 +193,10 @@ def _listed(names: list[str]) -> str:
     return f"{len(names)}: {shown}{more}"
 
 
-def _check_state_dict(mm_state: Mapping[str, Tensor]) -> None:
+def _check_state_dict(mm_state: Mapping[str, Tensor], *, detector_only: bool = False) -> None:
     expected = expected_mmtracking_shapes()
+    if detector_only:
+        expected = {k: v for k, v in expected.items() if k.startswith("detector.")}
     missing = [key for key in expected if key not in mm_state]
     unexpected = [key for key in mm_state if key not in expected]
     wrong_shape = [
@@ -210,14 +212,18 @@ def _check_state_dict(mm_state: Mapping[str, Tensor]) -> None:
     if wrong_shape:
         problems.append(f"wrong shapes {_listed(wrong_shape)}")
     if problems:
+        what = "Faster R-CNN R-50-FPN detector" if detector_only else "QDTrack R-50-FPN"
         raise ValueError(
-            "not an mmtracking QDTrack R-50-FPN state dict "
+            f"not an mmtracking/mmdet {what} state dict "
             f"({len(mm_state)} keys, expected {len(expected)}): " + "; ".join(problems) + "."
         )
 
 
 def convert_mmtracking_state_dict(
-    mm_state: Mapping[str, Tensor], *, keep_num_batches_tracked: bool = False
+    mm_state: Mapping[str, Tensor],
+    *,
+    keep_num_batches_tracked: bool = False,
+    detector_only: bool = False,
 ) -> dict[str, Tensor]:
     """Map an mmtracking QDTrack R-50-FPN state dict to the project's names.
 
@@ -226,6 +232,8 @@ def convert_mmtracking_state_dict(
         keep_num_batches_tracked: Keep the 53 BatchNorm ``num_batches_tracked`` buffers
             (for an ``nn.BatchNorm2d`` backbone). By default they are dropped: the project's
             ``FrozenBatchNorm2d`` has none (311 keys result instead of 364).
+        detector_only: Expect only the 348 ``detector.*`` keys (an mmdet Faster R-CNN
+            R-50-FPN with one class, such as the reference's COCO-person initialisation).
 
     Returns:
         New state dict. Copied tensors are shared with ``mm_state``; the two transformed
@@ -235,7 +243,7 @@ def convert_mmtracking_state_dict(
         ValueError: Listing (up to 10 names each, with counts) missing keys, unexpected keys
             and keys of the wrong shape.
     """
-    _check_state_dict(mm_state)
+    _check_state_dict(mm_state, detector_only=detector_only)
     converted: dict[str, Tensor] = {}
     for mm_key, tensor in mm_state.items():
         if mm_key.endswith(".num_batches_tracked") and not keep_num_batches_tracked:
@@ -311,8 +319,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+SOURCE_FORMATS = ("mmtracking", "mmdet")
+
+
 def convert_checkpoint_file(
-    source: str | Path, output: str | Path, *, keep_num_batches_tracked: bool = False
+    source: str | Path,
+    output: str | Path,
+    *,
+    keep_num_batches_tracked: bool = False,
+    source_format: str = "mmtracking",
 ) -> dict[str, Any]:
     """Convert an mmtracking checkpoint file into a project checkpoint, written atomically.
 
@@ -323,13 +338,22 @@ def convert_checkpoint_file(
         source: mmtracking ``.pth`` file.
         output: Project checkpoint to write.
         keep_num_batches_tracked: See :func:`convert_mmtracking_state_dict`.
+        source_format: ``"mmtracking"`` (a QDTrack checkpoint) or ``"mmdet"`` (a Faster
+            R-CNN R-50-FPN detector; its keys get the ``detector.`` prefix and the output
+            holds detector weights only, for ``qdtrack train --init``).
 
     Returns:
         The checkpoint dict that was written.
     """
+    if source_format not in SOURCE_FORMATS:
+        raise ValueError(f"source format must be one of {SOURCE_FORMATS}, got {source_format!r}")
     source = Path(source)
+    raw = load_mmtracking_checkpoint(source)
+    detector_only = source_format == "mmdet"
+    if detector_only:
+        raw = {f"detector.{key}": value for key, value in raw.items()}
     state = convert_mmtracking_state_dict(
-        load_mmtracking_checkpoint(source), keep_num_batches_tracked=keep_num_batches_tracked
+        raw, keep_num_batches_tracked=keep_num_batches_tracked, detector_only=detector_only
     )
     checkpoint = {
         "model": state,
@@ -337,7 +361,9 @@ def convert_checkpoint_file(
         "source": {
             "file": source.name,
             "sha256": _sha256(source),
-            "format": "mmtracking-0.x QDTrack R-50-FPN",
+            "format": "mmdet-2.x Faster R-CNN R-50-FPN (detector only)"
+            if detector_only
+            else "mmtracking-0.x QDTrack R-50-FPN",
             "num_batches_tracked": "kept" if keep_num_batches_tracked else "dropped",
         },
     }
@@ -352,6 +378,7 @@ def main(args: argparse.Namespace) -> int:
         args.checkpoint,
         args.output,
         keep_num_batches_tracked=bool(getattr(args, "keep_num_batches_tracked", False)),
+        source_format=getattr(args, "source_format", "mmtracking"),
     )
     logger.info(
         "wrote %s: %d tensors from %s (sha256 %s)",

@@ -218,3 +218,31 @@ def test_converted_checkpoint_rebuilds_and_runs_the_reference_model(
     (det,) = model.predict([frame])
     assert det.embeddings is not None and det.embeddings.shape == (len(det), 256)
     assert len(det) <= 100 and (det.scores > 0.05).all()
+
+
+def test_mmdet_detector_converts_for_train_init(
+    mm_state: dict[str, torch.Tensor], tmp_path: Path, capsys
+) -> None:
+    """An mmdet Faster R-CNN checkpoint (the reference's COCO-person init) → `train --init`."""
+    from qdtrack.config import ModelConfig
+    from qdtrack.model.qdtrack import build_qdtrack
+    from qdtrack.train import load_initial_weights
+
+    detector = {k[len("detector.") :]: v for k, v in mm_state.items() if k.startswith("detector.")}
+    assert len(detector) == 348
+    source = tmp_path / "faster_rcnn_coco_person.pth"
+    torch.save({"state_dict": detector, "meta": {}}, source)
+    output = tmp_path / "init.pt"
+    assert cli_main(["convert-checkpoint", "--from", "mmdet", str(source), str(output)]) == 0
+    written = torch.load(output, map_location="cpu", weights_only=True)
+    assert all(k.startswith("detector.") for k in written["model"]) and len(written["model"]) == 295
+    model = build_qdtrack(ModelConfig())
+    load_initial_weights(model, output)
+    assert torch.equal(model.detector.backbone.body.conv1.weight, detector["backbone.conv1.weight"])
+    # an mmtracking file is not an mmdet detector (and the reverse): refused with the reason
+    mm_file = tmp_path / "qdtrack.pth"
+    torch.save({"state_dict": mm_state}, mm_file)
+    assert cli_main(["convert-checkpoint", "--from", "mmdet", str(mm_file), str(output)]) == 2
+    assert cli_main(["convert-checkpoint", str(source), str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "Faster R-CNN R-50-FPN detector state dict" in err and "QDTrack R-50-FPN" in err

@@ -40,6 +40,7 @@ from qdtrack.data.transforms import (
     augment_pair,
 )
 from qdtrack.model.preprocess import ImageBatch, batch_images
+from qdtrack.model.sampling import UNMATCHED, match_instances
 from qdtrack.structures import FloatArray, IntArray
 
 Subset = Literal["half-train", "half-val", "full"]
@@ -52,7 +53,7 @@ DEFAULT_IMG_SCALE = 1088
 #: Class index of "pedestrian" in the detector (mmdet: index 0; background is last).
 PEDESTRIAN_LABEL = 0
 #: ``gt_match_indices`` value of a key gt box with no partner in the reference frame.
-NO_MATCH = -1
+NO_MATCH = UNMATCHED  # -1: a key gt without the same instance in the reference frame
 #: mmtracking ``mot2coco.py`` drops these MOT16/17/20 classes (USELESS {3,4,5,6,9,10,11} and
 #: IGNORES {2,7,8,12,13}, the latter despite its "ignore=True" comment; spec a.9).
 MOT_DROPPED_CLASSES = frozenset(range(2, 14))
@@ -65,26 +66,6 @@ MAX_DRAWS = 100
 # --------------------------------------------------------------------------------------
 # Pure helpers
 # --------------------------------------------------------------------------------------
-
-
-def match_instances(key_instance_ids: IntArray, ref_instance_ids: IntArray) -> IntArray:
-    """mmtracking ``MatchInstances``: for each key gt, the index of the ref gt with its id.
-
-    Only ids > 0 are matched (spec h.2: the instance numbered 0 is never matched); the first
-    ref row with the id wins (``list.index``).
-
-    Returns:
-        (N_key,) int64 ref index or :data:`NO_MATCH` (-1).
-    """
-    key = np.asarray(key_instance_ids, dtype=np.int64).reshape(-1)
-    ref = np.asarray(ref_instance_ids, dtype=np.int64).reshape(-1)
-    result = np.full(key.shape[0], NO_MATCH, dtype=np.int64)
-    if key.size == 0 or ref.size == 0:
-        return result
-    equal = key[:, None] == ref[None, :]
-    found = equal.any(axis=1) & (key > 0)
-    result[found] = equal[found].argmax(axis=1)
-    return result
 
 
 def usable_box_mask(boxes_xyxy: FloatArray, height: int, width: int) -> npt.NDArray[np.bool_]:
@@ -608,7 +589,9 @@ class PairDataset(Dataset[TrainPair]):
         )
         if augmented is None:
             return None
-        matches = match_instances(key_loaded.instance_ids, ref_loaded.instance_ids)
+        matches = match_instances(
+            torch.from_numpy(key_loaded.instance_ids), torch.from_numpy(ref_loaded.instance_ids)
+        ).numpy()
         if self.skip_nomatch and not (matches != NO_MATCH).any():
             return None
         origin = PairOrigin(

@@ -18,11 +18,11 @@ from qdtrack.data.pairs import (
     build_pair_dataset,
     collate_pairs,
     crowdhuman_source,
-    match_instances,
     mot_source,
     sample_ref_position,
     usable_box_mask,
 )
+from qdtrack.model.sampling import match_instances
 
 # (frame, MOT id, left, top, width, height, class)
 Row = tuple[int, int, float, float, float, float, int]
@@ -99,7 +99,9 @@ def two_frame_seq(tmp_path: Path) -> Path:
     ],
 )
 def test_match_instances(key_ids, ref_ids, expected):
-    result = match_instances(np.array(key_ids, np.int64), np.array(ref_ids, np.int64))
+    result = match_instances(
+        torch.tensor(key_ids, dtype=torch.int64), torch.tensor(ref_ids, dtype=torch.int64)
+    ).numpy()
     assert result.dtype == np.int64
     np.testing.assert_array_equal(result, expected)
 

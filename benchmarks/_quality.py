@@ -13,7 +13,7 @@ import torch
 
 from qdtrack.associate import Frame, run_association
 from qdtrack.config import QDTrackConfig
-from qdtrack.data.mot import list_sequences, write_mot_results
+from qdtrack.data.mot import write_mot_results
 from qdtrack.evaluate import evaluate_mot, summary_metrics
 from qdtrack.io_utils import write_json
 from qdtrack.track import detections_record, track_source
@@ -112,14 +112,3 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
-
-
-__all__ = [
-    "evaluate_both",
-    "list_sequences",
-    "machine",
-    "print_table",
-    "timed_training",
-    "track_sequences",
-    "write_report",
-]

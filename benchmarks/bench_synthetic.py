@@ -17,7 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _quality import (
     evaluate_both,
-    list_sequences,
     machine,
     print_table,
     timed_training,
@@ -26,6 +25,7 @@ from _quality import (
 )
 
 from qdtrack.config import load_config
+from qdtrack.data.mot import list_sequences
 from qdtrack.data.synth import SynthConfig, generate
 
 REPO = Path(__file__).resolve().parents[1]

@@ -127,10 +127,11 @@ class AnchorGenerator(nn.Module):
         """
         if len(features) != len(self.strides):
             raise ValueError(f"{len(features)} feature maps for {len(self.strides)} strides")
+        # The sizes stay un-cast so that an ONNX trace keeps them dynamic (``qdtrack export``).
         return [
             grid_anchors(
                 base.to(device=feat.device, dtype=feat.dtype),
-                (int(feat.shape[-2]), int(feat.shape[-1])),
+                (feat.shape[-2], feat.shape[-1]),
                 stride,
             )
             for base, feat, stride in zip(self._base, features, self.strides, strict=True)

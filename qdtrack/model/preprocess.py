@@ -15,18 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# The resize needs no torch; it is re-exported here for the model-side callers.
+from qdtrack.resize import DEFAULT_IMG_SCALE, rescale_size, resize_frame  # noqa: F401
+
 #: Caffe-style per-channel mean in B, G, R order (spec a.7); std is 1 (0-255 scale kept).
 BGR_MEAN: tuple[float, float, float] = (103.530, 116.280, 123.675)
 BGR_STD: tuple[float, float, float] = (1.0, 1.0, 1.0)
-#: Reference test scale: the long side becomes 1088 (the short side 1088 is never binding).
-DEFAULT_IMG_SCALE: tuple[int, int] = (1088, 1088)
 SIZE_DIVISOR = 32
 
 
@@ -63,46 +63,6 @@ class ImageBatch:
             self.scale_factors.to(device),
             self.original_sizes,
         )
-
-
-def rescale_size(
-    width: int, height: int, img_scale: tuple[int, int] = DEFAULT_IMG_SCALE
-) -> tuple[int, int, float]:
-    """Output ``(new_w, new_h, s)`` of a keep-ratio resize (mmcv ``rescale_size``).
-
-    ``s = min(max(img_scale) / long_side, min(img_scale) / short_side)`` and each side is
-    ``int(side * s + 0.5)``, so the order of ``img_scale`` does not matter.
-    """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    long_edge, short_edge = max(img_scale), min(img_scale)
-    scale = min(long_edge / max(height, width), short_edge / min(height, width))
-    return int(width * scale + 0.5), int(height * scale + 0.5), scale
-
-
-def resize_frame(
-    frame_bgr: npt.NDArray[np.uint8], img_scale: tuple[int, int] = DEFAULT_IMG_SCALE
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
-    """Resize one uint8 BGR frame as the reference test pipeline does.
-
-    Args:
-        frame_bgr: (H, W, 3) uint8 BGR frame (as read by ``cv2.imread``).
-        img_scale: ``(long, short)`` edge limits; the reference uses (1088, 1088).
-
-    Returns:
-        The resized (h, w, 3) uint8 frame (cv2 bilinear, still uint8 as in mmcv) and the
-        (4,) float32 scale factor ``(w_new/w, h_new/h, w_new/w, h_new/h)``.
-    """
-    if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) frame, got shape {frame_bgr.shape}")
-    height, width = frame_bgr.shape[:2]
-    new_w, new_h, _ = rescale_size(width, height, img_scale)
-    resized: npt.NDArray[np.uint8] = np.asarray(
-        cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8
-    )
-    w_scale, h_scale = new_w / width, new_h / height
-    scale_factor = np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)
-    return resized, scale_factor
 
 
 def normalize_image(

@@ -21,6 +21,7 @@ from qdtrack.model.detector import QDTrackDetector, build_detector, to_detection
 from qdtrack.model.embed_head import QuasiDenseEmbedHead
 from qdtrack.model.preprocess import ImageBatch
 from qdtrack.model.roi_extractor import MultiLevelRoIExtractor
+from qdtrack.model.roi_heads import DetectionResult, split_rows
 from qdtrack.model.track_head import QuasiDenseTrackHead
 from qdtrack.structures import Detections
 
@@ -74,11 +75,12 @@ class QDTrack(nn.Module):
         return self.forward_train(batch, generator)
 
     @torch.no_grad()
-    def predict_batch(self, batch: ImageBatch) -> list[Detections]:
-        """Detections with embeddings for a preprocessed batch, one per image.
+    def predict_tensors(self, batch: ImageBatch) -> list[tuple[DetectionResult, Tensor]]:
+        """Per image the final detections (original-frame pixels) and their (N_i, D) embeddings.
 
         Embeddings are computed on the final boxes scaled back to network-input pixels
-        (boxes × ``scale_factor``), on P2–P5 (spec d.2 step 1).
+        (boxes × ``scale_factor``), on P2–P5 (spec d.2 step 1). This is the one inference
+        path: :meth:`predict_batch` converts it to numpy and the ONNX export traces it.
         """
         prediction = self.detector.predict(batch)
         scaled = [
@@ -86,12 +88,13 @@ class QDTrack(nn.Module):
             for i, result in enumerate(prediction.detections)
         ]
         embeddings = self.track_head.embed(prediction.features, scaled)
-        counts = [int(b.shape[0]) for b in scaled]
-        per_image = torch.split(embeddings, counts)
-        return [
-            to_detections(result, emb)
-            for result, emb in zip(prediction.detections, per_image, strict=True)
-        ]
+        per_image = split_rows(embeddings, scaled)
+        return list(zip(prediction.detections, per_image, strict=True))
+
+    @torch.no_grad()
+    def predict_batch(self, batch: ImageBatch) -> list[Detections]:
+        """Detections with embeddings for a preprocessed batch, one per image."""
+        return [to_detections(result, emb) for result, emb in self.predict_tensors(batch)]
 
     @torch.no_grad()
     def predict(self, frames_bgr: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:

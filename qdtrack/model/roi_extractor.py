@@ -153,14 +153,16 @@ class MultiLevelRoIExtractor(nn.Module):
         rois = boxes_to_rois([b.to(device=reference.device, dtype=reference.dtype) for b in boxes])
         size = self.output_size
         pooled = reference.new_zeros((rois.shape[0], channels, size, size))
-        if rois.shape[0] == 0:
+        # A traced (ONNX) graph must keep every level whatever the trace's boxes were.
+        tracing = torch.jit.is_tracing()
+        if rois.shape[0] == 0 and not tracing:
             return pooled
         levels = map_roi_levels(rois[:, 1:], self.num_levels, self.finest_scale)
         for level, (feature, stride) in enumerate(zip(features, self.featmap_strides, strict=True)):
             index = torch.nonzero(levels == level).squeeze(1)
-            if index.numel() == 0:
+            if index.numel() == 0 and not tracing:
                 continue
-            pooled[index] = roi_align(
+            level_pooled = roi_align(
                 feature,
                 rois[index],
                 output_size=(size, size),
@@ -168,6 +170,10 @@ class MultiLevelRoIExtractor(nn.Module):
                 sampling_ratio=self.sampling_ratio,
                 aligned=self.aligned,
             )
+            # A scatter rather than ``pooled[index] = ...``: the ONNX export of that
+            # index_put freezes the trace's row count (torchvision's poolers scatter too).
+            rows = index.view(-1, 1, 1, 1).expand(-1, channels, size, size)
+            pooled = pooled.scatter(0, rows, level_pooled)
         return pooled
 
     def extra_repr(self) -> str:

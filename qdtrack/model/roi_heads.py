@@ -117,6 +117,17 @@ def multiclass_nms(
     return DetectionResult(flat_boxes[keep], flat_scores[keep], labels[keep])
 
 
+def split_rows(rows: Tensor, per_image: Sequence[Tensor]) -> list[Tensor]:
+    """Split ``rows`` (ΣK_i, ...) into one chunk per image, ``K_i = len(per_image[i])``.
+
+    One image keeps the tensor whole, so a traced (ONNX) graph does not freeze the
+    data-dependent row count of the trace into a ``Split``.
+    """
+    if len(per_image) == 1:
+        return [rows]
+    return list(rows.split([int(p.shape[0]) for p in per_image]))
+
+
 class RoIHeads(nn.Module):
     """RoI pooling, Shared2FC box head, sampling, loss and post-processing.
 
@@ -325,10 +336,14 @@ class RoIHeads(nn.Module):
             Per image a :class:`DetectionResult`.
         """
         class_logits, box_deltas = self(features, proposals)
-        counts = [int(p.shape[0]) for p in proposals]
         results = []
         for i, (logits, deltas, rois) in enumerate(
-            zip(class_logits.split(counts), box_deltas.split(counts), proposals, strict=True)
+            zip(
+                split_rows(class_logits, proposals),
+                split_rows(box_deltas, proposals),
+                proposals,
+                strict=True,
+            )
         ):
             results.append(
                 self._postprocess_single(

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.onnx.operators import shape_as_tensor
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import batched_nms
 
@@ -245,7 +246,13 @@ class RegionProposalNetwork(nn.Module):
         scores_all, deltas_all, anchors_all, levels_all = [], [], [], []
         for level, (logit, delta, anchor) in enumerate(zip(logits, deltas, anchors, strict=True)):
             scores = logit.sigmoid()
-            if 0 < nms_pre < scores.numel():
+            if nms_pre > 0 and torch.jit.is_tracing():
+                # ONNX export with dynamic H/W: the level's size is a run-time value, so the
+                # min(nms_pre, size) is taken in the graph (torchvision's ``_topk_min``).
+                num_top = torch.clamp(shape_as_tensor(scores)[0], max=nms_pre)
+                scores, top = scores.topk(num_top, sorted=True)  # type: ignore[arg-type]
+                delta, anchor = delta[top], anchor[top]
+            elif 0 < nms_pre < scores.numel():
                 scores, top = scores.topk(nms_pre, sorted=True)
                 delta, anchor = delta[top], anchor[top]
             scores_all.append(scores)

@@ -116,6 +116,11 @@ class QuasiDenseTrackHead(nn.Module):
             Tensor (ΣK_i, embed_channels) in the order of the concatenated boxes.
         """
         boxes = [b[:, :4].detach() for b in boxes_per_image]
+        if torch.jit.is_tracing():
+            # ONNX has GroupNorm only as a reshape to (N, groups, -1), which fails for N = 0:
+            # a traced graph (``qdtrack export``) embeds one extra empty box and drops it.
+            boxes[-1] = torch.cat([boxes[-1], boxes[-1].new_zeros((1, 4))])
+            return self.embed_head(self.roi_extractor(features, boxes))[:-1]
         return self.embed_head(self.roi_extractor(features, boxes))
 
     def forward(self, features: Sequence[Tensor], boxes_per_image: Sequence[Tensor]) -> Tensor:

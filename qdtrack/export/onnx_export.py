@@ -1,0 +1,120 @@
+"""Trace :class:`~qdtrack.export.graph.ExportableQDTrack` to ONNX and read a graph's IO back.
+
+The legacy TorchScript exporter (``dynamo=False``) at opset 17 is the one that handles the
+whole two-stage detector (platform-notes §4.1: the dynamo exporter stops at the data-dependent
+NMS). Opset 16+ is needed for RoIAlign's half-pixel (``aligned=True``) mode. Height and width
+of the input stay dynamic; the outputs get their static contract shapes written into the
+graph, so Triton and :func:`qdtrack.export.triton_config.check_config` can compare them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from qdtrack.export.contract import (
+    INPUT_IMAGE,
+    OUTPUTS,
+    TensorSpec,
+    output_specs,
+)
+from qdtrack.export.graph import ExportableQDTrack
+from qdtrack.model.qdtrack import QDTrack
+from qdtrack.resize import rescale_size
+
+OPSET = 17
+#: ONNX element type of each Triton data type of the contract.
+ONNX_ELEMENT_TYPES = {
+    "UINT8": onnx.TensorProto.UINT8,
+    "FP32": onnx.TensorProto.FLOAT,
+    "INT64": onnx.TensorProto.INT64,
+    "INT32": onnx.TensorProto.INT32,
+}
+#: A typical frame (1920x1080, MOT17) sets the size of the sample traced through the graph.
+TYPICAL_FRAME_WH = (1920, 1080)
+
+
+def typical_input_hw(img_scale: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of a 1920x1080 frame after the reference resize to ``img_scale``."""
+    width, height, _ = rescale_size(*TYPICAL_FRAME_WH, img_scale)
+    return height, width
+
+
+def embedding_width(model: QDTrack) -> int:
+    """Width D of the model's embeddings."""
+    return int(model.track_head.embed_head.embed_channels)
+
+
+def export_onnx(
+    model: QDTrack, path: str | Path, *, img_scale: tuple[int, int], opset: int = OPSET
+) -> None:
+    """Write the model as an ONNX graph with the contract's tensor names.
+
+    Args:
+        model: the network (moved to the CPU and put in eval mode).
+        path: ``.onnx`` file to write.
+        img_scale: the model's resize limits; the traced sample has the size of a resized
+            1920x1080 frame (any size works at run time).
+        opset: ONNX opset (16 or later for aligned RoIAlign).
+    """
+    model = model.to("cpu").eval()
+    wrapper = ExportableQDTrack(model).eval()
+    height, width = typical_input_hw(img_scale)
+    # Noise, not zeros: the trace should see detections (every branch is kept anyway).
+    sample = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    with warnings.catch_warnings():
+        # The legacy exporter warns that it is deprecated and about every Python number it
+        # freezes; the graph's dynamic parts are covered by the parity tests instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (torch.from_numpy(sample),),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_IMAGE.name],
+            output_names=[spec.name for spec in OUTPUTS],
+            dynamic_axes={INPUT_IMAGE.name: {0: "height", 1: "width"}},
+        )
+    graph = onnx.load(str(path))
+    _set_output_shapes(graph, output_specs(embedding_width(model)))
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
+def _set_output_shapes(graph: onnx.ModelProto, specs: tuple[TensorSpec, ...]) -> None:
+    """Write the static contract shapes over the exporter's symbolic output dims."""
+    by_name = {spec.name: spec for spec in specs}
+    for output in graph.graph.output:
+        shape = output.type.tensor_type.shape
+        dims = by_name[output.name].dims
+        if len(shape.dim) != len(dims):
+            raise ValueError(f"output {output.name!r} has rank {len(shape.dim)}, want {dims}")
+        for dim, size in zip(shape.dim, dims, strict=True):
+            dim.Clear()
+            dim.dim_value = size
+
+
+def onnx_io(path: str | Path) -> dict[str, TensorSpec]:
+    """Inputs and outputs of an ONNX file as contract specs (symbolic dims become -1)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    element_names = {code: name for name, code in ONNX_ELEMENT_TYPES.items()}
+    specs = {}
+    for value in [*graph.input, *graph.output]:
+        tensor = value.type.tensor_type
+        dtype = element_names.get(tensor.elem_type, f"ONNX type {tensor.elem_type}")
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
+        specs[value.name] = TensorSpec(value.name, dtype, dims)
+    return specs
+
+
+def check_onnx_io(path: str | Path, embedding_dim: int) -> None:
+    """Raise ``ValueError`` unless the file's inputs and outputs are exactly the contract's."""
+    expected = {spec.name: spec for spec in (INPUT_IMAGE, *output_specs(embedding_dim))}
+    actual = onnx_io(path)
+    if actual != expected:
+        raise ValueError(f"{path}: graph IO {list(actual.values())} is not the contract")

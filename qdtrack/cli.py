@@ -20,9 +20,16 @@ _HANDLERS = {
     "data synth": "qdtrack.data.synth:main",
     "data det2frames": "qdtrack.associate:main_det2frames",
     "data from-video": "qdtrack.cli:_main_from_video",
+    "data prepare": "qdtrack.data.prepare:main_prepare",
+    "data convert": "qdtrack.data.prepare:main_convert",
+    "track-val": "qdtrack.track:main_val",
     "convert-checkpoint": "qdtrack.convert:main",
     "train": "qdtrack.train:main",
     "track": "qdtrack.track:main",
+    "export": "qdtrack.export.repository:main",
+    "gate": "qdtrack.gate:main",
+    "deploy": "qdtrack.deploy:main",
+    "stream": "serving.client:main",
 }
 
 
@@ -61,6 +68,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="metrics.json to write")
     p.add_argument(
         "--summary", default=None, help="also write the headline combined metrics (JSON)"
+    )
+    p.add_argument(
+        "--per-sequence-csv", default=None, help="also write per-sequence metrics (CSV, for plots)"
     )
     p.add_argument("--gate", default=None, help='criteria such as "HOTA>=55,MOTA>=65"')
     p.add_argument("--baseline", default=None, help="metrics.json of the model to compare with")
@@ -105,6 +115,23 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--name", default=None)
     v.set_defaults(handler="data from-video")
+    pr = data_sub.add_parser(
+        "prepare",
+        help="pipeline step: synthesize the default data or check and link a dataset on disk",
+    )
+    pr.add_argument("--config", default="params.yaml", help="params file (its data block)")
+    pr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a parameter")
+    pr.add_argument("--out", required=True, help="dataset folder to write (replaced)")
+    pr.set_defaults(handler="data prepare")
+    cv = data_sub.add_parser(
+        "convert",
+        help="pipeline step: validation ground truth (half split), val.json, checked sources",
+    )
+    cv.add_argument("--config", default="params.yaml")
+    cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a parameter")
+    cv.add_argument("--data", required=True, help="dataset folder from `data prepare`")
+    cv.add_argument("--out", required=True, help="folder to write (replaced)")
+    cv.set_defaults(handler="data convert")
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -164,12 +191,133 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="track")
 
 
+def _add_track_val(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "track-val",
+        help="track every validation sequence listed by `data convert` (pipeline step)",
+    )
+    p.add_argument("--manifest", required=True, help="val.json written by `qdtrack data convert`")
+    p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
+    p.add_argument("--out-dir", required=True, help="folder for results/, iou_results/, videos")
+    p.add_argument("--tracker-config", default=None, help="JSON tracker settings overrides")
+    p.add_argument("--no-render", action="store_true", help="skip the rendered videos")
+    p.add_argument(
+        "--no-iou-baseline", action="store_true", help="skip the IoU tracker on the same detections"
+    )
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler="track-val")
+
+
+def _add_gate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="decide whether a candidate may replace the deployed model (champion/challenger)",
+        description="Compare a candidate's metrics with fixed criteria and with the metrics "
+        "of the model currently deployed; exit 0 = deployable, 1 = blocked.",
+    )
+    p.add_argument("--candidate", required=True, help="the candidate's metrics (summary JSON)")
+    champ = p.add_mutually_exclusive_group()
+    champ.add_argument(
+        "--model-repository",
+        default=None,
+        help="Triton model repository whose <model>/champion.json is the deployed model",
+    )
+    champ.add_argument("--champion", default=None, help="the deployed model's metrics JSON")
+    p.add_argument("--model-name", default="qdtrack")
+    p.add_argument("--gate", default=None, help='absolute criteria, e.g. "HOTA>=40,IDF1>=40"')
+    p.add_argument(
+        "--max-drop", default=None, help="allowed drop against the champion, e.g. HOTA=0.5"
+    )
+    p.add_argument("--out", default=None, help="decision JSON to write (deploy reads it)")
+    p.set_defaults(handler="gate")
+
+
+def _add_deploy(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="publish an export as the next version of a Triton model repository",
+        description="Copy an export (qdtrack export) into a Triton model repository as a new "
+        "version, record it as the champion, and optionally ask Triton to load it. "
+        "Refuses unless the gate decision passed.",
+    )
+    p.add_argument("--export", required=True, help="model repository written by qdtrack export")
+    p.add_argument("--model-repository", required=True, help="the served model repository")
+    p.add_argument("--model-name", default="qdtrack")
+    p.add_argument("--metrics", required=True, help="the candidate's metrics (summary JSON)")
+    p.add_argument("--decision", required=True, help="decision JSON from qdtrack gate")
+    p.add_argument(
+        "--triton-url", default=None, help="Triton HTTP URL for the model-control load call"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds for the load call")
+    p.set_defaults(handler="deploy")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write the network as a Triton model repository (ONNX or TensorRT)",
+        description="Export detector + embedding head as REPO/<model>/<version>/model.onnx "
+        "(or model.plan) with a generated config.pbtxt and export.json.",
+    )
+    p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="Triton model repository folder")
+    p.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx")
+    p.add_argument("--model-name", default="qdtrack", help="Triton model name (default qdtrack)")
+    p.add_argument("--version", type=int, default=1, help="Triton version folder (default 1)")
+    p.add_argument(
+        "--instance-kind",
+        choices=["cpu", "gpu"],
+        default=None,
+        help="instance_group kind (default gpu for tensorrt / --trt-fp16, else cpu)",
+    )
+    p.add_argument("--instance-count", type=int, default=1, help="model instances")
+    p.add_argument(
+        "--trt-fp16",
+        action="store_true",
+        help="ONNX on GPU with Triton's ONNX Runtime TensorRT accelerator in FP16",
+    )
+    p.add_argument(
+        "--trt-cache-dir",
+        default="/trt-cache",
+        help="engine cache of --trt-fp16 on the server (a persistent volume)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace a version folder holding another model"
+    )
+    p.set_defaults(handler="export")
+
+
 def _main_from_video(args: argparse.Namespace) -> int:
     from qdtrack.data.frames import video_to_sequence
 
     info = video_to_sequence(args.video, args.out, name=args.name, annotations=args.annotations)
     print(f"from-video: {info.seq_length} frames {info.im_width}x{info.im_height} -> {args.out}")
     return 0
+
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stream",
+        help="push a video through the serving stack (sidecar + Triton) and render the tracks",
+        description="Send every frame of a video, image folder or sequence to the tracking "
+        "sidecar (`make serve`) as one stream and collect the track ids it returns.",
+    )
+    p.add_argument("video", help="video file, image folder or sequence folder")
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the sidecar's base URL")
+    p.add_argument("--stream-id", default=None, help="stream id (default: a random one)")
+    p.add_argument("--render", default=None, help="write a video with the tracks drawn")
+    p.add_argument("--out", default=None, help="write MOTChallenge results")
+    p.add_argument(
+        "--format", choices=["jpeg", "png", "raw"], default="jpeg", help="frame encoding"
+    )
+    p.add_argument("--token", default=None, help="bearer token, if the sidecar requires one")
+    p.add_argument("--start", type=int, default=1, help="first frame (1-based)")
+    p.add_argument("--stop", type=int, default=None, help="last frame (1-based, inclusive)")
+    p.add_argument("--keep-open", action="store_true", help="do not close the stream at the end")
+    p.add_argument(
+        "--retry-deadline", type=float, default=60.0, help="seconds to keep retrying one frame"
+    )
+    p.set_defaults(handler="stream")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _add_train(sub)
     _add_track(sub)
+    _add_export(sub)
+    _add_track_val(sub)
+    _add_gate(sub)
+    _add_deploy(sub)
+    _add_stream(sub)
     return parser
 
 

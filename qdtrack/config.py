@@ -196,6 +196,11 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> QDTrackConfig:
     """Read a params file (``params.yaml`` or ``configs/*.yaml``) with optional overrides."""
+    return config_from_dict(load_params(path, overrides), str(path))
+
+
+def load_params(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The params file as a plain mapping (every block, not only the typed ones)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: config file not found")
@@ -205,4 +210,4 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> QDTrackConfi
         raise ValueError(f"{p}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a mapping at the top level")
-    return config_from_dict(apply_overrides(data, overrides), str(p))
+    return apply_overrides(data, overrides)

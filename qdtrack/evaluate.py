@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from qdtrack.data.mot import half_frames, read_seqinfo
-from qdtrack.io_utils import read_json, write_json
+from qdtrack.io_utils import atomic_write, read_json, write_json
 
 BENCHMARKS = ("MOT17", "MOT16", "MOT15", "MOT20")
 SPLITS = ("full", "half-val")
@@ -487,6 +487,22 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {name: combined[name] for name in SUMMARY_METRICS}
 
 
+PER_SEQUENCE_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
+
+
+def write_per_sequence_csv(path: str | os.PathLike[str], metrics: dict[str, Any]) -> None:
+    """One row per sequence (and ``COMBINED``) of the headline metrics, for ``dvc plots``."""
+    rows = [*metrics["sequences"].items(), ("COMBINED", metrics["combined"])]
+    with atomic_write(path) as handle:
+        handle.write(",".join(("sequence", *PER_SEQUENCE_COLUMNS)) + "\n")
+        for name, values in rows:
+            cells = [name]
+            for column in PER_SEQUENCE_COLUMNS:
+                value = values.get(column)
+                cells.append("" if value is None else f"{value:.4f}".rstrip("0").rstrip("."))
+            handle.write(",".join(cells) + "\n")
+
+
 def main(args: argparse.Namespace) -> int:
     """``qdtrack evaluate``: 0 = evaluated (and the gate passed), 1 = the gate failed."""
     baseline = None
@@ -511,6 +527,9 @@ def main(args: argparse.Namespace) -> int:
     if getattr(args, "summary", None):
         write_json(args.summary, summary_metrics(metrics))
         print(f"wrote {args.summary}")
+    if getattr(args, "per_sequence_csv", None):
+        write_per_sequence_csv(args.per_sequence_csv, metrics)
+        print(f"wrote {args.per_sequence_csv}")
 
     if args.gate is None and baseline is None:
         return 0

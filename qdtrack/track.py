@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from qdtrack.data.frames import open_frames
 from qdtrack.data.mot import write_mot_results
-from qdtrack.io_utils import parse_json_object, write_json
+from qdtrack.io_utils import parse_json_object, read_json, write_json
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.render import VideoWriter, draw_tracks
 from qdtrack.structures import Detections, Tracks
@@ -91,16 +91,21 @@ def track_source(
     return results, kept, fps
 
 
-def main(args: argparse.Namespace) -> int:
-    """``qdtrack track``."""
+def _model_and_tracker_settings(args: argparse.Namespace) -> tuple[QDTrack, dict[str, Any]]:
+    """The checkpoint's model on ``--device`` and its tracker settings + ``--tracker-config``."""
     torch.set_flush_denormal(True)
     model, config = model_from_checkpoint(args.checkpoint)
     settings: dict[str, Any] = dataclasses.asdict(config.tracker)
     if args.tracker_config:
         settings.update(parse_json_object(args.tracker_config, "--tracker-config"))
+    model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return model, settings
+
+
+def main(args: argparse.Namespace) -> int:
+    """``qdtrack track``."""
+    model, settings = _model_and_tracker_settings(args)
     tracker = build_tracker("qdtrack", settings)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
     results, detections, fps = track_source(
         model,
         tracker,
@@ -119,4 +124,70 @@ def main(args: argparse.Namespace) -> int:
         f"track: {len(results)} frames at {fps:.2f} frames/s, {len(ids)} tracks, "
         f"{rows} boxes -> {args.out}\n"
     )
+    return 0
+
+
+def track_val_set(
+    model: QDTrack,
+    settings: dict[str, Any],
+    manifest: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    render: bool = True,
+    iou_baseline: bool = True,
+) -> dict[str, Any]:
+    """Track every sequence of a ``val.json`` (``qdtrack data convert``) into ``out_dir``.
+
+    Writes ``results/<seq>.txt``, ``detections/<seq>.json`` (associate input),
+    ``<seq>.mp4`` when ``render``, and with ``iou_baseline`` the appearance-free IoU
+    tracker's ``iou_results/<seq>.txt`` on the same detections and frame numbers.
+    Returns per-sequence frame counts and speeds.
+    """
+    out = Path(out_dir)
+    sequences = manifest.get("sequences")
+    if not isinstance(sequences, list) or not sequences:
+        raise ValueError("val manifest lists no sequences (run `qdtrack data convert`)")
+    report: dict[str, Any] = {}
+    for entry in sequences:
+        name = str(entry["name"])
+        results, detections, fps = track_source(
+            model,
+            build_tracker("qdtrack", settings),
+            entry["path"],
+            start=int(entry["start"]),
+            stop=int(entry["stop"]),
+            render=out / f"{name}.mp4" if render else None,
+            keep_detections=True,
+        )
+        write_mot_results(out / "results" / f"{name}.txt", results)
+        records = [detections_record(i, det) for i, det in enumerate(detections)]
+        write_json(out / "detections" / f"{name}.json", {"frames": records}, indent=None)
+        if iou_baseline:
+            iou_keys = ("obj_score_thr", "init_score_thr", "memo_tracklet_frames")
+            iou = build_tracker("iou", {k: settings[k] for k in iou_keys if k in settings})
+            iou_results = [
+                (frame_number, iou.update(dataclasses.replace(det, embeddings=None), index))
+                for index, ((frame_number, _), det) in enumerate(
+                    zip(results, detections, strict=True)
+                )
+            ]
+            write_mot_results(out / "iou_results" / f"{name}.txt", iou_results)
+        report[name] = {"frames": len(results), "fps": round(fps, 3)}
+    return report
+
+
+def main_val(args: argparse.Namespace) -> int:
+    """``qdtrack track-val``."""
+    model, settings = _model_and_tracker_settings(args)
+    report = track_val_set(
+        model,
+        settings,
+        read_json(args.manifest),
+        args.out_dir,
+        render=not args.no_render,
+        iou_baseline=not args.no_iou_baseline,
+    )
+    write_json(Path(args.out_dir) / "speed.json", report)
+    for name, row in report.items():
+        sys.stdout.write(f"track-val: {name}: {row['frames']} frames at {row['fps']} frames/s\n")
     return 0

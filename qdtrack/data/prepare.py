@@ -1,0 +1,271 @@
+"""The pipeline's first two steps: get the dataset (``prepare``) and split it (``convert``).
+
+``prepare`` produces ``<out>/train/<seq>/``, ``<out>/val/<seq>/`` (synthetic data only)
+and ``<out>/crowdhuman/`` from one of two sources:
+
+* ``synth``: the embedded default, generated deterministically (``qdtrack data synth``);
+* ``path``: a MOTChallenge-layout dataset on disk (for example MOT17 pulled with
+  ``dvc pull``), checked file by file and linked into ``<out>`` (hard links where the
+  filesystem allows, copies otherwise), so a broken download fails here with the file
+  named, not later inside training.
+
+``convert`` writes what evaluation and tracking need from it: the validation ground
+truth (the ``val/`` sequences, or mmtracking's half-val split of ``train/``), a
+``val.json`` listing each validation sequence with its frame range, and ``stats.json``
+with counts. It also loads every training source with the training readers, so malformed
+annotations stop the pipeline before training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from qdtrack.config import config_from_dict, load_params
+from qdtrack.data.crowdhuman import read_odgt, to_training_boxes
+from qdtrack.data.mot import half_frames, list_sequences, load_sequence, write_half_split
+from qdtrack.data.pairs import crowdhuman_source, mot_source
+from qdtrack.io_utils import read_json, write_json
+
+SOURCES = ("synth", "path")
+VAL_SPLITS = ("full", "half-val")
+_IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The ``data`` block of ``params.yaml``."""
+
+    source: str = "synth"
+    path: str = "datasets/MOT17"
+    val_split: str = "full"
+    seed: int = 0
+    train_seqs: int = 2
+    val_seqs: int = 2
+    frames: int = 120
+    crowdhuman_images: int = 40
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"data.source must be one of {SOURCES}, got {self.source!r}")
+        if self.val_split not in VAL_SPLITS:
+            raise ValueError(f"data.val_split must be one of {VAL_SPLITS}, got {self.val_split!r}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DataSettings:
+        block = params.get("data") or {}
+        if not isinstance(block, dict):
+            raise ValueError("params: 'data' must be a mapping")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(block) - known)
+        if unknown:
+            raise ValueError(f"params: unknown data key(s) {unknown}; known: {sorted(known)}")
+        return cls(**block)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_image(path: Path, decode: bool) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image missing")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise ValueError(f"{path}: unreadable image ({exc.strerror})") from None
+    if not any(head.startswith(magic) for magic in _IMAGE_MAGIC):
+        raise ValueError(f"{path}: not a JPEG or PNG file (corrupt or truncated download?)")
+    if decode and cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+        raise ValueError(f"{path}: image does not decode")
+
+
+def check_mot_folder(root: Path) -> list[dict[str, Any]]:
+    """Validate every sequence under ``root``; per-sequence counts.
+
+    Every image must exist and start like a JPEG/PNG; the first and last frames are
+    decoded; ``seqinfo.ini`` and ``gt/gt.txt`` must parse.
+    """
+    stats = []
+    for seq_dir in list_sequences(root):
+        seq = load_sequence(seq_dir)
+        if seq.gt is None:
+            raise FileNotFoundError(f"{seq_dir / 'gt' / 'gt.txt'}: no such file")
+        paths = seq.image_paths()
+        for index, path in enumerate(paths):
+            _check_image(path, decode=index in (0, len(paths) - 1))
+        stats.append(
+            {
+                "name": seq_dir.name,
+                "frames": seq.info.seq_length,
+                "gt_rows": len(seq.gt.frames),
+                "ids": len(set(seq.gt.ids.tolist())),
+            }
+        )
+    return stats
+
+
+def check_crowdhuman_folder(folder: Path) -> dict[str, int]:
+    """Validate ``annotation_train.odgt`` and the images it lists."""
+    odgt = folder / "annotation_train.odgt"
+    images = read_odgt(odgt)
+    boxes = 0
+    for index, image in enumerate(images):
+        _check_image(folder / "Images" / f"{image.image_id}.jpg", decode=index == 0)
+        boxes += len(to_training_boxes(image)[0])
+    return {"images": len(images), "person_boxes": boxes}
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Mirror ``src`` into ``dst`` with hard links (copies across filesystems)."""
+
+    def link(source: str, target: str) -> None:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def prepare_dataset(settings: DataSettings, out: str | Path) -> dict[str, Any]:
+    """Write the dataset to ``out`` (replacing it) and return its manifest."""
+    out_dir = Path(out)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    if settings.source == "synth":
+        from qdtrack.data.synth import SynthConfig, generate
+
+        config = SynthConfig(
+            train_seqs=settings.train_seqs,
+            val_seqs=settings.val_seqs,
+            frames=settings.frames,
+            crowdhuman_images=settings.crowdhuman_images,
+        )
+        generate(out_dir, config, settings.seed, progress=True)
+        synth_manifest: dict[str, Any] = read_json(out_dir / "manifest.json")
+        return {**synth_manifest, "source": "synth"}
+
+    root = Path(settings.path)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"data.path {root}: no such folder (put MOT17 there, or `dvc pull` it; "
+            "see datasets/README.md)"
+        )
+    manifest: dict[str, Any] = {"source": "path", "path": str(root)}
+    for split in ("train", "val"):
+        if (root / split).is_dir():
+            manifest[split] = check_mot_folder(root / split)
+    if "train" not in manifest:
+        raise FileNotFoundError(f"{root / 'train'}: no such folder (MOTChallenge layout expected)")
+    if (root / "crowdhuman").is_dir():
+        manifest["crowdhuman"] = check_crowdhuman_folder(root / "crowdhuman")
+    out_dir.mkdir(parents=True)
+    for name in ("train", "val", "crowdhuman"):
+        if (root / name).is_dir():
+            _link_tree(root / name, out_dir / name)
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def _val_sequences(dataset: Path, val_split: str) -> Iterable[Path]:
+    folder = dataset / ("val" if val_split == "full" else "train")
+    return list_sequences(folder)
+
+
+def convert_dataset(
+    dataset: str | Path, out: str | Path, *, val_split: str, train_sources: Iterable[Any]
+) -> dict[str, Any]:
+    """Write ``out/val_gt/``, ``out/val.json`` and ``out/stats.json``; return the stats."""
+    data_dir, out_dir = Path(dataset), Path(out)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    gt_root = out_dir / "val_gt"
+    val_entries = []
+    for seq_dir in _val_sequences(data_dir, val_split):
+        seq = load_sequence(seq_dir)
+        target = gt_root / seq_dir.name
+        (target / "gt").mkdir(parents=True)
+        shutil.copy2(seq_dir / "seqinfo.ini", target / "seqinfo.ini")
+        shutil.copy2(seq_dir / "gt" / "gt.txt", target / "gt" / "gt.txt")
+        if val_split == "half-val":
+            write_half_split(seq_dir, out_dir=target)
+            frames = half_frames(seq.info.seq_length, "half-val")
+            start, stop = frames.start, frames.stop - 1
+        else:
+            start, stop = 1, seq.info.seq_length
+        val_entries.append(
+            {"name": seq_dir.name, "path": str(seq_dir), "start": start, "stop": stop}
+        )
+    write_json(out_dir / "val.json", {"split": val_split, "sequences": val_entries})
+
+    # Load the training sources exactly as training will (ids, subsets, image lists).
+    sources = []
+    for src in train_sources:
+        path = Path(src.path)
+        if not path.exists():
+            raise FileNotFoundError(f"training source not found: {path}")
+        if src.kind == "mot":
+            loaded = mot_source(path, subset=src.subset)
+        else:
+            loaded = crowdhuman_source(path if path.is_file() else path / "annotation_train.odgt")
+        sources.append(
+            {
+                "kind": src.kind,
+                "path": str(path),
+                "subset": src.subset if src.kind == "mot" else None,
+                "videos": len(loaded.videos),
+                "frames": sum(len(v.frames) for v in loaded.videos),
+                "key_frames": len(loaded.keys),
+            }
+        )
+    stats = {"val_split": val_split, "val_sequences": len(val_entries), "train_sources": sources}
+    write_json(out_dir / "stats.json", stats)
+    return stats
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main_prepare(args: argparse.Namespace) -> int:
+    """``qdtrack data prepare``."""
+    settings = DataSettings.from_params(load_params(args.config, args.set or ()))
+    manifest = prepare_dataset(settings, args.out)
+    train = manifest.get("train") or [
+        s for s in manifest.get("sequences", []) if s.get("split") == "train"
+    ]
+    sys.stdout.write(
+        f"prepare: {settings.source} dataset with {len(train)} train sequences -> {args.out}\n"
+    )
+    return 0
+
+
+def main_convert(args: argparse.Namespace) -> int:
+    """``qdtrack data convert``."""
+    params = load_params(args.config, args.set or ())
+    settings = DataSettings.from_params(params)
+    config = config_from_dict(params, args.config)
+    stats = convert_dataset(
+        args.data, args.out, val_split=settings.val_split, train_sources=config.train.sources
+    )
+    for source in stats["train_sources"]:
+        sys.stdout.write(
+            f"convert: {source['kind']} {source['path']} ({source['subset'] or 'all'}): "
+            f"{source['videos']} videos, {source['key_frames']} key frames\n"
+        )
+    sys.stdout.write(f"convert: {stats['val_sequences']} val sequences ({settings.val_split})\n")
+    return 0

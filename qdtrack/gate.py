@@ -1,0 +1,154 @@
+"""The deployment gate: champion/challenger on tracking metrics.
+
+A candidate model is deployable when its metrics pass the absolute criteria (``--gate``,
+e.g. ``HOTA>=40``) and, when a model is already deployed, do not fall behind that
+champion by more than the allowed drop per metric (``--max-drop``, e.g. ``HOTA=0.5``).
+The champion's metrics live in the model repository beside its versions
+(``<repository>/<model>/champion.json``, written by ``qdtrack deploy``), so the gate always
+compares with what is actually serving, not with a number fixed in a config file.
+
+The decision is a small JSON document (``passed``, ``reasons``, both metric sets) that the
+deploy step requires, so nothing is published without a passed decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qdtrack.evaluate import check_gate
+from qdtrack.io_utils import read_json, write_json
+
+CHAMPION_FILE = "champion.json"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a candidate may be deployed, and why not when it may not."""
+
+    passed: bool
+    reasons: list[str]
+    candidate: dict[str, float]
+    champion: dict[str, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+            "candidate": dict(self.candidate),
+            "champion": None if self.champion is None else dict(self.champion),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str = "decision") -> GateDecision:
+        """Parse a decision document; ``ValueError`` naming ``source`` when malformed."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("passed"), bool):
+            raise ValueError(f"{source}: not a gate decision (no boolean 'passed')")
+        reasons = doc.get("reasons", [])
+        if not isinstance(reasons, list):
+            raise ValueError(f"{source}: 'reasons' must be a list")
+        champion = doc.get("champion")
+        return cls(
+            passed=doc["passed"],
+            reasons=[str(r) for r in reasons],
+            candidate=metrics_from_document(doc.get("candidate"), f"{source} candidate"),
+            champion=None
+            if champion is None
+            else metrics_from_document(champion, f"{source} champion"),
+        )
+
+
+def metrics_from_document(doc: Any, source: str) -> dict[str, float]:
+    """The numeric metrics of a summary (flat) or a full ``metrics.json`` (``combined``)."""
+    if isinstance(doc, dict) and isinstance(doc.get("combined"), dict):
+        doc = doc["combined"]
+    if isinstance(doc, dict) and isinstance(doc.get("metrics"), dict):
+        doc = doc["metrics"]  # a champion record
+    if not isinstance(doc, dict):
+        raise ValueError(f"{source}: expected a JSON object of metrics")
+    metrics = {
+        str(k): float(v)
+        for k, v in doc.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    if not metrics:
+        raise ValueError(f"{source}: no numeric metrics found")
+    return metrics
+
+
+def champion_path(model_repository: str | Path, model_name: str) -> Path:
+    return Path(model_repository) / model_name / CHAMPION_FILE
+
+
+def read_champion(model_repository: str | Path, model_name: str) -> dict[str, Any] | None:
+    """The deployed model's record (``version``, ``metrics``, ...), or None if none is."""
+    path = champion_path(model_repository, model_name)
+    if not path.exists():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+        raise ValueError(f"{path}: not a champion record (no 'metrics' object)")
+    return record
+
+
+def decide(
+    candidate: Mapping[str, float],
+    *,
+    champion: Mapping[str, float] | None,
+    gate: str | None,
+    max_drop: str | None,
+) -> GateDecision:
+    """Decide whether ``candidate`` may replace ``champion``.
+
+    Args:
+        candidate: the candidate's combined metrics.
+        champion: the deployed model's metrics, or None when nothing is deployed yet (then
+            only the absolute criteria apply).
+        gate: absolute criteria, ``METRIC OP VALUE`` comma-separated (``HOTA>=40``).
+        max_drop: allowed drop against the champion, ``METRIC=DROP`` comma-separated.
+
+    Raises:
+        ValueError: a malformed criterion or an unknown metric name.
+    """
+    cand = {k: float(v) for k, v in candidate.items()}
+    champ = None if champion is None else {k: float(v) for k, v in champion.items()}
+    reasons = check_gate(
+        cand,
+        gate=gate,
+        baseline=champ if max_drop else None,
+        max_drop=max_drop if champ is not None else None,
+    )
+    if champ is not None and max_drop:
+        reasons = [r.replace("baseline", "champion") for r in reasons]
+    elif max_drop:
+        # Validate the syntax even when there is no champion to compare with.
+        check_gate(cand, baseline=cand, max_drop=max_drop)
+    return GateDecision(passed=not reasons, reasons=reasons, candidate=cand, champion=champ)
+
+
+def main(args: argparse.Namespace) -> int:
+    """``qdtrack gate``: 0 = deployable, 1 = blocked (reasons printed and written)."""
+    candidate = metrics_from_document(read_json(args.candidate), args.candidate)
+    champion: dict[str, float] | None = None
+    if args.champion is not None:
+        champion = metrics_from_document(read_json(args.champion), args.champion)
+    elif args.model_repository is not None:
+        record = read_champion(args.model_repository, args.model_name)
+        if record is not None:
+            source = str(champion_path(args.model_repository, args.model_name))
+            champion = metrics_from_document(record, source)
+    decision = decide(candidate, champion=champion, gate=args.gate, max_drop=args.max_drop)
+    if args.out:
+        write_json(args.out, decision.to_dict())
+    against = "no deployed model" if champion is None else "the deployed model"
+    if decision.passed:
+        print(f"gate: PASS (against {against})")
+        return 0
+    print(f"gate: FAIL (against {against}), nothing will be deployed:", file=sys.stderr)
+    for reason in decision.reasons:
+        print(f"  {reason}", file=sys.stderr)
+    return 1

@@ -1,0 +1,136 @@
+"""The main job under real DVC: stages run and cache, the gate blocks, remotes round-trip.
+
+Runs ``dvc repro`` of the project's own ``dvc.yaml`` in a scratch git repository with a
+tiny configuration (one short synthetic sequence per split, a few training iterations).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = {
+    "data": {"frames": 12, "train_seqs": 1, "val_seqs": 1, "crowdhuman_images": 3},
+    "model": {
+        "img_scale": [160, 160],
+        "fpn_channels": 32,
+        "representation_size": 64,
+        "roi_sampling_ratio": 2,
+        "embed_conv_channels": 32,
+        "embed_num_convs": 1,
+        "embed_fc_channels": 64,
+        "embed_channels": 32,
+    },
+    "tracker": {"init_score_thr": 0.3, "obj_score_thr": 0.2},
+    "train": {
+        "epochs": 1,
+        "batch_size": 2,
+        "lr_steps": [10],
+        "warmup_iters": 1,
+        "num_workers": 0,
+        "max_iters_per_epoch": 2,
+    },
+}
+
+
+def _run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")  # fmt: skip
+    proc = subprocess.run(
+        list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _set_params(repo: Path, updates: dict[str, dict[str, object]]) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for block, values in updates.items():
+        params[block].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A git + DVC checkout of the pipeline definition with the tiny parameters."""
+    repo = tmp_path_factory.mktemp("dvc") / "project"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy2(REPO_ROOT / name, repo / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("qdtrack", "datasets", "model_repository"):
+        shutil.copytree(REPO_ROOT / name, repo / name, ignore=ignore)
+    _set_params(repo, TINY)
+    _set_params(repo, {"gate": {"criteria": "HOTA>=101"}})  # unreachable: the gate must block
+    _run(repo, "git", "init", "-q")
+    _run(repo, "dvc", "init", "-q")
+    _run(repo, "dvc", "config", "core.analytics", "false")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-q", "-m", "init")
+    yield repo
+
+
+def test_gate_blocks_then_rerun_resumes_from_cached_stages(project: Path) -> None:
+    failed = _run(project, "dvc", "repro", check=False)
+    assert failed.returncode != 0
+    assert "gate: FAIL" in failed.stderr + failed.stdout
+    assert "HOTA" in failed.stderr + failed.stdout and "fails HOTA >= 101" in failed.stderr
+    assert (project / "metrics" / "qdtrack.json").is_file()
+    assert not (project / "runs" / "export").exists()
+
+    _set_params(project, {"gate": {"criteria": "HOTA>=0"}})
+    rerun = _run(project, "dvc", "repro")
+    out = rerun.stdout
+    for stage in ("data", "convert", "train", "track", "evaluate"):
+        assert f"Running stage '{stage}'" not in out, out
+    assert "Running stage 'gate'" in out and "Running stage 'export'" in out
+    assert (project / "runs" / "export" / "qdtrack" / "config.pbtxt").is_file()
+
+    again = _run(project, "dvc", "repro")
+    assert "Data and pipelines are up to date." in again.stdout
+
+
+def test_metrics_and_plots(project: Path) -> None:
+    if not (project / "dvc.lock").is_file():
+        pytest.skip("needs the repro of the previous test")
+    shown = _run(project, "dvc", "metrics", "show").stdout
+    for name in ("HOTA", "MOTA", "IDF1"):
+        assert name in shown
+    _run(project, "dvc", "plots", "show", "-o", "plots_html")
+    html = (project / "plots_html" / "index.html").read_text()
+    assert "Training losses" in html and "HOTA per validation sequence" in html
+
+
+def test_experiment_and_remote_round_trip(project: Path, tmp_path: Path) -> None:
+    if not (project / "dvc.lock").is_file():
+        pytest.skip("needs the repro of the previous test")
+    _run(project, "git", "add", "-A")
+    _run(project, "git", "commit", "-q", "-m", "repro")
+    exp = _run(project, "dvc", "exp", "run", "-S", "train.lr=0.02")
+    assert "Running stage 'train'" in exp.stdout
+    assert "0.02" in _run(project, "dvc", "exp", "show", "--csv").stdout
+
+    remote = tmp_path / "remote"
+    _run(project, "dvc", "remote", "add", "-d", "local", str(remote))
+    _run(project, "dvc", "push")
+    checkpoint = project / "runs" / "train" / "last.pt"
+    before = checkpoint.read_bytes()
+    shutil.rmtree(project / ".dvc" / "cache")
+    shutil.rmtree(project / "data" / "dataset")
+    checkpoint.unlink()
+    _run(project, "dvc", "pull")
+    assert checkpoint.read_bytes() == before
+    assert (project / "data" / "dataset" / "train").is_dir()
+    status = _run(project, "dvc", "status").stdout
+    assert "up to date" in status

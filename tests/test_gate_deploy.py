@@ -1,0 +1,191 @@
+"""Champion/challenger gate and publishing versions into a Triton model repository."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from qdtrack.cli import main as cli_main
+from qdtrack.deploy import DeployRefusedError, publish_version, request_load, rollback
+from qdtrack.gate import GateDecision, decide, read_champion
+
+GOOD = {"HOTA": 50.0, "MOTA": 60.0, "IDF1": 55.0, "IDSW": 10}
+WORSE = {"HOTA": 48.0, "MOTA": 61.0, "IDF1": 55.0, "IDSW": 30}
+
+
+def _export(root: Path, tag: str, version: int = 1) -> Path:
+    """A minimal export tree: config.pbtxt + one version folder with a model file."""
+    model = root / "qdtrack"
+    (model / str(version)).mkdir(parents=True)
+    (model / "config.pbtxt").write_text(f'name: "qdtrack"  # {tag}\n')
+    (model / str(version) / "model.onnx").write_bytes(tag.encode())
+    (model / str(version) / "export.json").write_text(json.dumps({"model_version": tag}))
+    return root
+
+
+def _write(path: Path, obj: object) -> Path:
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def test_no_champion_only_absolute_criteria() -> None:
+    d = decide(GOOD, champion=None, gate="HOTA>=40", max_drop="HOTA=0.5")
+    assert d.passed and d.reasons == [] and d.champion is None
+    d = decide(GOOD, champion=None, gate="HOTA>=51", max_drop="HOTA=0.5")
+    assert not d.passed and "HOTA" in d.reasons[0]
+
+
+def test_challenger_must_not_fall_behind_the_champion() -> None:
+    d = decide(WORSE, champion=GOOD, gate="HOTA>=40", max_drop="HOTA=0.5,IDSW=5")
+    assert not d.passed
+    assert any("HOTA = 48 below champion 50 - 0.5" in r for r in d.reasons)
+    assert any(r.startswith("IDSW = 30 exceeds champion 10 + 5") for r in d.reasons)
+    # Within the allowed drop it passes.
+    assert decide(WORSE, champion=GOOD, gate=None, max_drop="HOTA=2.5,IDSW=20").passed
+
+
+def test_bad_criteria_are_errors_even_without_a_champion() -> None:
+    with pytest.raises(ValueError, match="unknown metric"):
+        decide(GOOD, champion=None, gate=None, max_drop="BOGUS=1")
+    with pytest.raises(ValueError, match="bad gate criterion"):
+        decide(GOOD, champion=GOOD, gate="HOTA=>1", max_drop=None)
+
+
+def test_decision_round_trip() -> None:
+    d = decide(WORSE, champion=GOOD, gate=None, max_drop="HOTA=0")
+    again = GateDecision.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert again == d
+    with pytest.raises(ValueError, match="not a gate decision"):
+        GateDecision.from_dict({"reasons": []})
+
+
+def test_publish_versions_and_champion(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    passed = decide(GOOD, champion=None, gate=None, max_drop=None)
+    first = publish_version(_export(tmp_path / "e1", "one"), repo, metrics=GOOD, decision=passed)
+    second = publish_version(_export(tmp_path / "e2", "two"), repo, metrics=WORSE, decision=passed)
+    assert (first.version, second.version) == (1, 2)
+    assert (repo / "qdtrack" / "2" / "model.onnx").read_bytes() == b"two"
+    assert "two" in (repo / "qdtrack" / "config.pbtxt").read_text()
+    champion = read_champion(repo, "qdtrack")
+    assert champion is not None and champion["version"] == 2
+    assert champion["metrics"]["HOTA"] == WORSE["HOTA"]
+    assert champion["export"] == {"model_version": "two"}
+    assert not [p for p in (repo / "qdtrack").iterdir() if p.name.startswith(".")]
+
+    rollback(second)
+    assert sorted(p.name for p in (repo / "qdtrack").iterdir()) == [
+        "1",
+        "champion.json",
+        "config.pbtxt",
+    ]
+    champion = read_champion(repo, "qdtrack")
+    assert champion is not None and champion["version"] == 1
+    assert "one" in (repo / "qdtrack" / "config.pbtxt").read_text()
+
+
+def test_failed_decision_publishes_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    failed = decide(WORSE, champion=GOOD, gate=None, max_drop="HOTA=0")
+    with pytest.raises(DeployRefusedError, match="HOTA"):
+        publish_version(_export(tmp_path / "e", "x"), repo, metrics=WORSE, decision=failed)
+    assert not repo.exists()
+
+
+def test_publish_rejects_a_folder_that_is_not_an_export(tmp_path: Path) -> None:
+    passed = decide(GOOD, champion=None, gate=None, max_drop=None)
+    (tmp_path / "empty" / "qdtrack").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"config\.pbtxt"):
+        publish_version(tmp_path / "empty", tmp_path / "repo", metrics=GOOD, decision=passed)
+
+
+def test_cli_gate_then_deploy_champion_challenger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    good, worse = _write(tmp_path / "good.json", GOOD), _write(tmp_path / "worse.json", WORSE)
+    gate_args = ["--model-repository", str(repo), "--gate", "HOTA>=40", "--max-drop", "HOTA=1"]
+
+    # 1. nothing deployed: the good candidate passes and becomes version 1.
+    decision = tmp_path / "d1.json"
+    assert cli_main(["gate", "--candidate", str(good), *gate_args, "--out", str(decision)]) == 0
+    deploy = ["deploy", "--model-repository", str(repo), "--metrics"]
+    export1 = str(_export(tmp_path / "e1", "one"))
+    assert cli_main([*deploy, str(good), "--export", export1, "--decision", str(decision)]) == 0
+
+    # 2. the worse challenger is blocked against that champion, and deploy refuses it.
+    decision = tmp_path / "d2.json"
+    assert cli_main(["gate", "--candidate", str(worse), *gate_args, "--out", str(decision)]) == 1
+    assert "HOTA = 48 below champion 50 - 1" in capsys.readouterr().err
+    assert json.loads(decision.read_text())["passed"] is False
+    export2 = str(_export(tmp_path / "e2", "two"))
+    assert cli_main([*deploy, str(worse), "--export", export2, "--decision", str(decision)]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert sorted(p.name for p in (repo / "qdtrack").iterdir() if p.name.isdigit()) == ["1"]
+
+    # bad input: a decision file that is not one
+    assert cli_main([*deploy, str(worse), "--export", export2, "--decision", str(good)]) == 2
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    calls: ClassVar[list[str]] = []
+    status: ClassVar[int] = 200
+
+    def do_POST(self) -> None:
+        type(self).calls.append(self.path)
+        self.send_response(type(self).status)
+        self.end_headers()
+        self.wfile.write(b'{"error": "failed to load"}' if type(self).status != 200 else b"")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def model_control() -> Iterator[tuple[str, type[_Recorder]]]:
+    """A stand-in for Triton's model-control endpoint (the real load is tested in serving)."""
+    _Recorder.calls, _Recorder.status = [], 200
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", _Recorder
+    server.shutdown()
+
+
+def test_request_load_posts_to_model_control(model_control: tuple[str, type[_Recorder]]) -> None:
+    url, recorder = model_control
+    request_load(url, "qdtrack")
+    assert recorder.calls == ["/v2/repository/models/qdtrack/load"]
+    recorder.status = 400
+    with pytest.raises(RuntimeError, match="refused to load 'qdtrack' \\(400\\)"):
+        request_load(url, "qdtrack")
+
+
+def test_request_load_unreachable_is_bounded() -> None:
+    with pytest.raises(RuntimeError, match="unreachable after 2 tries"):
+        request_load("http://127.0.0.1:9", "qdtrack", timeout=1.0, retries=2)
+
+
+def test_cli_deploy_rolls_back_when_triton_refuses(
+    tmp_path: Path, model_control: tuple[str, type[_Recorder]]
+) -> None:
+    url, recorder = model_control
+    recorder.status = 500
+    repo = tmp_path / "repo"
+    good = _write(tmp_path / "good.json", GOOD)
+    decision = _write(
+        tmp_path / "d.json", decide(GOOD, champion=None, gate=None, max_drop=None).to_dict()
+    )
+    args = ["deploy", "--model-repository", str(repo), "--metrics", str(good),
+            "--export", str(_export(tmp_path / "e", "x")), "--decision", str(decision),
+            "--triton-url", url]  # fmt: skip
+    assert cli_main(args) == 1
+    assert recorder.calls == ["/v2/repository/models/qdtrack/load"]
+    assert read_champion(repo, "qdtrack") is None
+    assert not (repo / "qdtrack" / "1").exists()

@@ -1,0 +1,225 @@
+"""The training-to-deployment pipeline (KFP v2), compiled to ``pipelines/qdtrack_pipeline.yaml``.
+
+Steps, each a component of ``components/`` running the project image's ``qdtrack`` CLI:
+
+1. ``prepare-data`` (optionally ``dvc pull`` first, remote credentials from a Secret) and
+   ``convert-data`` — the ``data`` and ``convert`` stages of ``dvc.yaml``;
+2. training: in one GPU pod (``train_backend="pod"``), or as a multi-node DDP
+   ``PyTorchJob`` launched and followed by ``train-distributed``
+   (``train_backend="pytorchjob"``: ``train_nodes`` pods x ``gpus_per_node`` GPUs);
+3. ``track-val`` on a GPU, ``evaluate`` (TrackEval), ``log-metrics`` (scalars + UI metrics);
+4. ``gate``: champion/challenger against ``champion.json`` on the model-repository volume;
+5. ``dsl.If(passed)``: ``export`` (ONNX, or TensorRT on the GPU) then ``deploy`` (a new
+   version directory in the Triton model repository + Triton's load call);
+   ``dsl.Else``: ``report-not-deployed`` says why nothing was deployed.
+
+Defaults of the gate, model and benchmark parameters come from ``params.yaml`` when the
+pipeline is compiled, so the compiled YAML goes stale when ``params.yaml`` changes:
+regenerate it with ``make pipeline`` (``python -m pipelines.qdtrack_pipeline``);
+``tests/pipelines`` fails on a stale file.
+"""
+
+# No `from __future__ import annotations` here: KFP reads the annotations when decorating.
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kfp import compiler, dsl, kubernetes
+
+from components.data import convert_data, prepare_data
+from components.deploy import deploy
+from components.evaluate import evaluate, log_metrics
+from components.export import export
+from components.gate import MODEL_REPOSITORY_MOUNT, gate, report_not_deployed
+from components.track import track_val
+from components.train import WORKSPACE_MOUNT, train, train_distributed
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_YAML = Path(__file__).with_suffix(".yaml")
+PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+GPU = "nvidia.com/gpu"
+DVC_SECRET_KEYS = {
+    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",  # MinIO / non-AWS S3 (optional key)
+}
+TRAIN_TIMEOUT_S = 2 * 24 * 3600
+
+
+def _on_gpu(task: dsl.PipelineTask, gpus: int = 1) -> dsl.PipelineTask:
+    """Ask for GPUs and tolerate the usual GPU-node taint."""
+    task.set_accelerator_type(GPU).set_accelerator_limit(gpus)
+    kubernetes.add_toleration(task, key=GPU, operator="Exists", effect="NoSchedule")
+    return task
+
+
+def _single_pod_training(dataset: Any, config: Any, overrides: Any,
+                         workspace_pvc: Any) -> dsl.PipelineTask:  # fmt: skip
+    task = train(
+        dataset=dataset,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        config=config,
+        overrides=overrides,
+    ).set_display_name("train (1 GPU)")
+    _on_gpu(task).set_cpu_request("8").set_memory_request("32Gi").set_memory_limit("32Gi")
+    # Preempted or failed pods resume from the last epoch on the workspace volume.
+    task.set_retry(2, backoff_duration="60s")
+    kubernetes.mount_pvc(task, pvc_name=workspace_pvc, mount_path=WORKSPACE_MOUNT)
+    # The data loader workers share batches through /dev/shm (64 MiB by default in a pod).
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="8Gi"
+    )
+    kubernetes.set_timeout(task, TRAIN_TIMEOUT_S)
+    return task
+
+
+@dsl.pipeline(
+    name="qdtrack-train-deploy",
+    description="QDTrack: data -> train (GPU / PyTorchJob) -> track -> evaluate -> "
+    "champion/challenger gate -> export -> deploy to Triton",
+)
+def qdtrack_pipeline(
+    config: str = "params.yaml",
+    overrides: str = "",
+    dvc_targets: str = "",
+    dvc_remote: str = "",
+    dvc_secret: str = "dvc-remote-credentials",
+    train_backend: str = "pod",
+    train_nodes: int = 2,
+    gpus_per_node: int = 1,
+    tracker_config: str = "",
+    benchmark: str = PARAMS["evaluate"]["benchmark"],
+    gate_criteria: str = PARAMS["gate"]["criteria"],
+    gate_max_drop: str = PARAMS["gate"]["max_drop"],
+    model_name: str = PARAMS["deploy"]["model_name"],
+    export_format: str = "onnx-trt-fp16",
+    triton_url: str = "http://triton.qdtrack.svc.cluster.local:8000",
+    workspace_pvc: str = "qdtrack-workspace",
+    model_repository_pvc: str = "qdtrack-model-repository",
+) -> None:
+    """QDTrack from data to a served model version.
+
+    Args:
+        config: params file inside the image (``params.yaml`` or ``configs/*.yaml``).
+        overrides: space-separated ``KEY=VALUE`` applied with ``--set`` to data, convert and
+            train, e.g. ``train.epochs=4 data.source=path data.path=datasets/MOT17``.
+        dvc_targets: ``dvc pull`` these in the data step ("" = no pull).
+        dvc_remote: DVC remote URL ("" = the image's default remote).
+        dvc_secret: Secret with the remote's credentials (optional keys
+            ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``).
+        train_backend: ``pod`` (one GPU in the pipeline) or ``pytorchjob`` (multi-node DDP).
+        train_nodes: PyTorchJob pods (``pytorchjob`` only).
+        gpus_per_node: GPUs and training processes per PyTorchJob pod (``pytorchjob`` only).
+        tracker_config: JSON overrides of the tracker settings for ``track-val``.
+        benchmark: TrackEval benchmark preprocessing (``MOT17``, ``MOT20``, ...).
+        gate_criteria: absolute floor, e.g. ``HOTA>=40,IDF1>=40``.
+        gate_max_drop: allowed drop against the deployed model, e.g. ``HOTA=0.5``.
+        model_name: the model's name in Triton and its folder in the repository.
+        export_format: ``onnx``, ``onnx-trt-fp16`` (ONNX served through the TensorRT
+            accelerator) or ``tensorrt`` (a plan built on this run's GPU).
+        triton_url: Triton HTTP endpoint for the load call ("" = publish only).
+        workspace_pvc: ReadWriteMany PVC for training runs (checkpoints, resume, DDP data).
+        model_repository_pvc: PVC holding the Triton model repository.
+    """
+    data = prepare_data(
+        config=config, overrides=overrides, dvc_targets=dvc_targets, dvc_remote=dvc_remote
+    )
+    kubernetes.use_secret_as_env(
+        data, secret_name=dvc_secret, secret_key_to_env=DVC_SECRET_KEYS, optional=True
+    )
+    converted = convert_data(dataset=data.outputs["dataset"], config=config, overrides=overrides)
+
+    with dsl.If(train_backend == "pytorchjob", name="multi-node-ddp"):
+        ddp = train_distributed(
+            dataset=data.outputs["dataset"],
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            workspace_pvc=workspace_pvc,
+            config=config,
+            overrides=overrides,
+            nnodes=train_nodes,
+            nproc_per_node=gpus_per_node,
+            gpus_per_node=gpus_per_node,
+            timeout_s=TRAIN_TIMEOUT_S,
+        ).after(converted)
+        # Idempotent by job name (the run id); a cached result would skip the job's logs.
+        ddp.set_caching_options(False).set_display_name("train (PyTorchJob)")
+        kubernetes.mount_pvc(ddp, pvc_name=workspace_pvc, mount_path=WORKSPACE_MOUNT)
+    with dsl.Else(name="single-pod"):
+        single = _single_pod_training(
+            data.outputs["dataset"], config, overrides, workspace_pvc
+        ).after(converted)
+    model = dsl.OneOf(ddp.outputs["model"], single.outputs["model"])
+
+    tracks = track_val(
+        dataset=data.outputs["dataset"],
+        converted=converted.outputs["converted"],
+        model=model,
+        tracker_config=tracker_config,
+    )
+    _on_gpu(tracks)
+    scored = evaluate(
+        converted=converted.outputs["converted"],
+        tracks=tracks.outputs["tracks"],
+        benchmark=benchmark,
+    )
+    log_metrics(summary=scored.outputs["summary"])
+
+    # The champion changes outside KFP's view (each deploy rewrites it): never cache these.
+    decision = gate(
+        summary=scored.outputs["summary"],
+        criteria=gate_criteria,
+        max_drop=gate_max_drop,
+        model_name=model_name,
+    ).set_caching_options(False)
+    kubernetes.mount_pvc(decision, pvc_name=model_repository_pvc, mount_path=MODEL_REPOSITORY_MOUNT)
+
+    with dsl.If(decision.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
+        exported = export(model=model, export_format=export_format, model_name=model_name)
+        _on_gpu(exported)  # TensorRT builds for the GPU it runs on
+        published = deploy(
+            exported=exported.outputs["exported"],
+            summary=scored.outputs["summary"],
+            decision=decision.outputs["decision"],
+            model_name=model_name,
+            triton_url=triton_url,
+        ).set_caching_options(False)
+        kubernetes.mount_pvc(
+            published, pvc_name=model_repository_pvc, mount_path=MODEL_REPOSITORY_MOUNT
+        )
+    with dsl.Else(name="gate-failed"):
+        report_not_deployed(decision=decision.outputs["decision"]).set_caching_options(False)
+
+
+def compile_pipeline(path: str | Path = PIPELINE_YAML) -> Path:
+    """Write the compiled pipeline (KFP IR YAML) to ``path``."""
+    compiler.Compiler().compile(qdtrack_pipeline, package_path=str(path))
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.qdtrack_pipeline")
+    parser.add_argument("--output", default=str(PIPELINE_YAML), help="compiled YAML to write")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that --output is up to date (exit 1)"
+    )
+    args = parser.parse_args(argv)
+    if not args.check:
+        compile_pipeline(args.output)
+        sys.stdout.write(f"wrote {args.output}\n")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = compile_pipeline(Path(tmp) / "pipeline.yaml").read_text(encoding="utf-8")
+    current = Path(args.output)
+    if not current.is_file() or current.read_text(encoding="utf-8") != fresh:
+        sys.stderr.write(f"{args.output} is stale: run `make pipeline`\n")
+        return 1
+    sys.stdout.write(f"{args.output} is up to date\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

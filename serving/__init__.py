@@ -1,0 +1,1 @@
+"""Serving: the tracking sidecar beside Triton, the local PyTriton server and the stream client."""

@@ -1,0 +1,458 @@
+"""Streams: one tracker per video stream, ordered per stream, snapshotted after every frame.
+
+The in-process sessions are a cache of the state store: a frame is acknowledged only
+after its snapshot is written, and a session whose write failed is dropped from memory,
+so the store always holds the last acknowledged frame and a restarted sidecar (or another
+replica) continues every stream with the same ids.
+
+Per stream, decoding and inference of concurrent frames overlap, but association and
+persistence run one frame at a time in index order: a frame waits for every lower index
+that is still in flight. A frame index must be larger than the last committed one; a
+retried index within the last ``result_window`` frames gets its stored result back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qdtrack.structures import Tracks
+from qdtrack.trackers import TRACKERS, Tracker, build_tracker
+from serving.sidecar.errors import (
+    FrameOutOfOrder,
+    Overloaded,
+    StoreUnavailable,
+    StreamBusy,
+    TritonBadResponse,
+    UnknownStream,
+)
+from serving.sidecar.frames import Frame
+from serving.sidecar.metrics import SidecarMetrics
+from serving.sidecar.settings import Settings
+from serving.sidecar.state import SaveOutcome, StateStore, StreamRecord
+from serving.sidecar.triton_client import Detector, Inference
+
+log = logging.getLogger(__name__)
+
+MAX_COMMIT_ATTEMPTS = 3  # compare-and-set conflicts with another replica before giving up
+
+
+class Gone(enum.Enum):
+    """Why a session left memory; requests that still hold it must not commit."""
+
+    CLOSED = "closed"  # the stream was closed: 404
+    EVICTED = "evicted"  # expired from memory or dropped after a store error: reload
+
+
+@dataclass(eq=False)
+class StreamSession:
+    """One stream held in memory: its tracker and bookkeeping."""
+
+    stream_id: str
+    tracker_name: str
+    tracker: Tracker
+    last_index: int | None = None
+    model_version: str | None = None
+    id_offset: int = 0
+    created_at: float = field(default_factory=time.time)
+    results: dict[int, bytes] = field(default_factory=dict)  # insertion = index order
+    pending: set[int] = field(default_factory=set)
+    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+    last_seen: float = field(default_factory=time.monotonic)
+    gone: Gone | None = None
+    counted_tracks: int = 0  # this session's share of the active-tracks gauge
+
+    @property
+    def num_tracks(self) -> int:
+        return self.tracker.num_tracklets
+
+    def to_record(self) -> StreamRecord:
+        return StreamRecord(
+            tracker=self.tracker_name,
+            state=self.tracker.to_bytes(),
+            last_index=self.last_index,
+            model_version=self.model_version,
+            id_offset=self.id_offset,
+            ids_issued=self.id_offset + self.tracker.next_id,
+            results=list(self.results.items()),
+            created_at=self.created_at,
+        )
+
+    def load(self, record: StreamRecord) -> None:
+        """Take over ``record``; ``ValueError`` (and nothing changed) if it is unusable."""
+        if record.tracker not in TRACKERS:
+            raise ValueError(f"unknown tracker {record.tracker!r} in stored state")
+        self.tracker = TRACKERS[record.tracker].from_bytes(record.state)
+        self.tracker_name = record.tracker
+        self.last_index = record.last_index
+        self.model_version = record.model_version
+        self.id_offset = record.id_offset
+        self.created_at = record.created_at
+        self.results = dict(record.results)
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    """What the API returns for a frame: the result JSON and how it was obtained."""
+
+    body: bytes
+    replayed: bool
+    timings_s: dict[str, float]
+
+
+def _replayed(body: bytes) -> bytes:
+    result = json.loads(body)
+    result["replayed"] = True
+    return json.dumps(result, separators=(",", ":")).encode()
+
+
+def _result_json(
+    session: StreamSession, index: int, version: str, reset: bool, tracks: Tracks
+) -> bytes:
+    boxes = np.round(tracks.boxes_xyxy.astype(np.float64), 2).tolist()
+    scores = np.round(tracks.scores.astype(np.float64), 4).tolist()
+    rows = [
+        {"track_id": int(t) + session.id_offset, "box_xyxy": b, "score": s, "label": int(c)}
+        for t, b, s, c in zip(tracks.track_ids, boxes, scores, tracks.labels, strict=True)
+    ]
+    result = {
+        "stream_id": session.stream_id,
+        "frame_index": index,
+        "model_version": version,
+        "replayed": False,
+        "stream_reset": reset,
+        "tracks": rows,
+    }
+    return json.dumps(result, separators=(",", ":")).encode()
+
+
+class StreamManager:
+    """All streams of one sidecar process.
+
+    Args:
+        settings: limits, TTL and tracker choice.
+        store: where snapshots go (``RedisStore`` or ``MemoryStore``).
+        detector: the Triton client.
+        metrics: the app's metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        detector: Detector,
+        metrics: SidecarMetrics,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.detector = detector
+        self.metrics = metrics
+        self._sessions: dict[str, StreamSession] = {}
+        self._inflight = 0
+        # fail at start-up, not at the first frame, on a bad tracker name or setting
+        build_tracker(settings.tracker, settings.tracker_settings)
+
+    @property
+    def num_streams(self) -> int:
+        """Streams held in memory."""
+        return len(self._sessions)
+
+    # ------------------------------------------------------------ sessions
+    def _new_session(self, stream_id: str) -> StreamSession:
+        tracker = build_tracker(self.settings.tracker, self.settings.tracker_settings)
+        return StreamSession(stream_id, self.settings.tracker, tracker)
+
+    def _count_tracks(self, session: StreamSession) -> None:
+        """Move the active-tracks gauge by the session's change since the last count."""
+        self.metrics.active_tracks.inc(session.num_tracks - session.counted_tracks)
+        session.counted_tracks = session.num_tracks
+
+    def _hold(self, session: StreamSession) -> StreamSession:
+        """Keep a session in memory (unless another request put one there first)."""
+        current = self._sessions.get(session.stream_id)
+        if current is not None:
+            return current
+        self._sessions[session.stream_id] = session
+        self.metrics.active_streams.set(len(self._sessions))
+        self._count_tracks(session)
+        return session
+
+    def _drop(self, session: StreamSession, why: Gone) -> None:
+        """Forget a session in memory; requests holding it will not commit."""
+        session.gone = why
+        if self._sessions.get(session.stream_id) is session:
+            del self._sessions[session.stream_id]
+            self.metrics.active_streams.set(len(self._sessions))
+            self.metrics.active_tracks.dec(session.counted_tracks)
+            session.counted_tracks = 0
+
+    def _check_capacity(self) -> None:
+        if len(self._sessions) >= self.settings.max_streams:
+            raise Overloaded(
+                f"this sidecar holds {len(self._sessions)} streams, its limit; "
+                "retry later or on another replica"
+            )
+
+    async def _restore(self, stream_id: str) -> StreamSession:
+        record = await self.store.load(stream_id)
+        if record is None:
+            raise UnknownStream(
+                f"stream {stream_id!r} is not open (never opened, closed or expired)"
+            )
+        current = self._sessions.get(stream_id)
+        if current is not None:  # restored by a concurrent request meanwhile
+            return current
+        self._check_capacity()
+        session = self._new_session(stream_id)
+        try:
+            session.load(record)
+        except ValueError as exc:
+            # Unreadable state: start the tracker afresh, ids continue above the old ones.
+            log.warning("stream %s: stored state unusable (%s); resetting it", stream_id, exc)
+            self.metrics.state_resets.labels(reason="corrupt_state").inc()
+            session.last_index = record.last_index
+            session.id_offset = record.ids_issued
+        else:
+            self.metrics.state_restores.inc()
+        return self._hold(session)
+
+    async def _session(self, stream_id: str) -> StreamSession:
+        session = self._sessions.get(stream_id)
+        if session is None:
+            session = await self._restore(stream_id)
+        session.last_seen = time.monotonic()
+        return session
+
+    # ------------------------------------------------------------ open / close / info
+    async def open(self, stream_id: str) -> tuple[StreamSession, bool]:
+        """Open a stream (idempotent); returns the session and whether it was created."""
+        session = self._sessions.get(stream_id)
+        if session is not None:
+            return session, False
+        self._check_capacity()
+        fresh = self._new_session(stream_id)
+        created = await self.store.create(stream_id, fresh.to_record(), self.settings.stream_ttl_s)
+        if not created:
+            return await self._session(stream_id), False
+        held = self._hold(fresh)
+        if held is fresh:
+            self.metrics.streams_opened.inc()
+        return held, held is fresh
+
+    async def close(self, stream_id: str) -> None:
+        """Close a stream and forget its state everywhere; ``UnknownStream`` if not open."""
+        existed = await self.store.delete(stream_id)
+        session = self._sessions.get(stream_id)
+        if session is not None:
+            self._drop(session, Gone.CLOSED)
+            async with session.cond:
+                session.cond.notify_all()
+        if not existed and session is None:
+            raise UnknownStream(f"stream {stream_id!r} is not open")
+        self.metrics.streams_closed.inc()
+
+    async def info(self, stream_id: str) -> StreamSession:
+        """The session of an open stream (restored from the store if needed)."""
+        return await self._session(stream_id)
+
+    # ------------------------------------------------------------ expiry
+    def sweep(self, now: float | None = None) -> int:
+        """Drop sessions idle for longer than the TTL from memory; returns how many.
+
+        The store expires the same streams by itself (its key TTL is refreshed on every
+        write), so a stream idle for a TTL is gone everywhere.
+        """
+        now = time.monotonic() if now is None else now
+        ttl = self.settings.stream_ttl_s
+        idle = [s for s in self._sessions.values() if not s.pending and now - s.last_seen > ttl]
+        for session in idle:
+            self._drop(session, Gone.EVICTED)
+        self.metrics.streams_expired.inc(len(idle))
+        return len(idle)
+
+    async def run_sweeper(self) -> None:
+        """Sweep every ``sweep_interval_s``, forever (a task of the app's lifespan)."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            self.sweep()
+
+    # ------------------------------------------------------------ frames
+    async def push(
+        self,
+        stream_id: str,
+        index: int,
+        prepare: Callable[[], Frame],
+        *,
+        in_thread: bool = True,
+    ) -> FrameOutcome:
+        """Track one frame of a stream.
+
+        Args:
+            stream_id: an open stream.
+            index: the frame index; larger than the last committed one.
+            prepare: decodes and resizes the body.
+            in_thread: run ``prepare`` in a worker thread (large frames) instead of inline.
+
+        Raises:
+            SidecarError: a subclass for every refusal (see ``errors.py``).
+        """
+        if self._inflight >= self.settings.max_inflight_frames:
+            raise Overloaded(f"{self._inflight} frames in flight, the limit; retry shortly")
+        self._inflight += 1
+        try:
+            session = await self._session(stream_id)
+            if session.gone is Gone.EVICTED:  # expired between lookup and lock: reload once
+                session = await self._session(stream_id)
+            return await self._push(session, index, prepare, in_thread)
+        finally:
+            self._inflight -= 1
+
+    async def _push(
+        self, session: StreamSession, index: int, prepare: Callable[[], Frame], in_thread: bool
+    ) -> FrameOutcome:
+        async with session.cond:
+            stored = await self._admit(session, index)
+            if stored is not None:
+                self.metrics.replays.inc()
+                return FrameOutcome(_replayed(stored), True, {})
+            session.pending.add(index)
+        try:
+            timings: dict[str, float] = {}
+            start = time.perf_counter()
+            frame = await asyncio.to_thread(prepare) if in_thread else prepare()
+            timings["decode"] = time.perf_counter() - start
+            inference = await self.detector.detect(frame)
+            timings["inference"] = inference.seconds
+            self.metrics.observe_model_version(inference.model_version)
+            async with session.cond:
+                await session.cond.wait_for(
+                    lambda: session.gone is not None or min(session.pending) == index
+                )
+                return await self._commit(session, index, inference, timings)
+        finally:
+            async with session.cond:
+                session.pending.discard(index)
+                session.cond.notify_all()
+
+    @staticmethod
+    def _check_live(session: StreamSession) -> None:
+        if session.gone is Gone.CLOSED:
+            raise UnknownStream(f"stream {session.stream_id!r} was closed")
+        if session.gone is Gone.EVICTED:
+            raise StoreUnavailable(
+                f"state of stream {session.stream_id!r} was dropped after a store error; retry"
+            )
+
+    def _stored_or_refuse(self, session: StreamSession, index: int) -> bytes | None:
+        """The stored result of a retried index; ``FrameOutOfOrder`` for an older one."""
+        if index in session.results:
+            return session.results[index]
+        if session.last_index is not None and index <= session.last_index:
+            raise FrameOutOfOrder(
+                f"frame {index} of stream {session.stream_id!r} is not after the last "
+                f"processed frame {session.last_index} (and its result is no longer kept)"
+            )
+        return None
+
+    async def _admit(self, session: StreamSession, index: int) -> bytes | None:
+        """Under the stream's lock: the stored result of a retried index, or None to go on."""
+        while True:
+            self._check_live(session)
+            stored = self._stored_or_refuse(session, index)
+            if stored is not None:
+                return stored
+            if index not in session.pending:
+                break
+            await session.cond.wait()  # the same index is in flight: wait for its result
+        if len(session.pending) >= self.settings.max_pending_per_stream:
+            raise StreamBusy(
+                f"{len(session.pending)} frames of stream {session.stream_id!r} are in flight; "
+                "send the next one after an answer"
+            )
+        return None
+
+    async def _commit(
+        self, session: StreamSession, index: int, inference: Inference, timings: dict[str, float]
+    ) -> FrameOutcome:
+        """Associate and persist under the stream's lock; redone after a replica conflict."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            self._check_live(session)
+            stored = self._stored_or_refuse(session, index)  # may have moved in a reload
+            if stored is not None:
+                self.metrics.replays.inc()
+                return FrameOutcome(_replayed(stored), True, timings)
+            start = time.perf_counter()
+            expected = session.last_index
+            reset = session.model_version not in (None, inference.model_version)
+            if reset:  # embeddings of another model are not comparable (platform notes 9.1)
+                session.id_offset += session.tracker.next_id
+                session.tracker.reset()
+            ids_before = session.tracker.next_id
+            try:
+                tracks = session.tracker.update(inference.detections, index)
+            except ValueError as exc:  # e.g. an embedding width the memory does not have
+                self._drop(session, Gone.EVICTED)
+                raise TritonBadResponse(
+                    f"detections do not fit the stream's tracker: {exc}"
+                ) from exc
+            body = _result_json(session, index, inference.model_version, reset, tracks)
+            session.last_index, session.model_version = index, inference.model_version
+            session.results[index] = body
+            while len(session.results) > self.settings.result_window:
+                del session.results[next(iter(session.results))]
+            persist_start = time.perf_counter()
+            timings["association"] = persist_start - start
+            outcome = await self._save(session, expected)
+            timings["persistence"] = time.perf_counter() - persist_start
+            if outcome is SaveOutcome.SAVED:
+                self.metrics.frames.inc()
+                self.metrics.new_tracks.inc(session.tracker.next_id - ids_before)
+                self._count_tracks(session)
+                if reset:
+                    self.metrics.state_resets.labels(reason="model_version").inc()
+                return FrameOutcome(body, False, timings)
+            await self._reload(session, outcome)
+        raise FrameOutOfOrder(
+            f"stream {session.stream_id!r} is being written by another replica; retry frame {index}"
+        )
+
+    async def _save(self, session: StreamSession, expected: int | None) -> SaveOutcome:
+        try:
+            return await self.store.save(
+                session.stream_id, session.to_record(), expected, self.settings.stream_ttl_s
+            )
+        except StoreUnavailable:
+            # Memory is now ahead of the store: forget it, the store holds the truth.
+            self.metrics.store_errors.inc()
+            self._drop(session, Gone.EVICTED)
+            raise
+
+    async def _reload(self, session: StreamSession, outcome: SaveOutcome) -> None:
+        """Bring a session back to the stored state after a failed compare-and-set."""
+        record = None
+        if outcome is SaveOutcome.CONFLICT:
+            try:
+                record = await self.store.load(session.stream_id)
+            except StoreUnavailable:
+                self._drop(session, Gone.EVICTED)
+                raise
+        if record is None:  # closed or expired meanwhile
+            self._drop(session, Gone.CLOSED)
+            raise UnknownStream(f"stream {session.stream_id!r} was closed or expired")
+        try:
+            session.load(record)
+        except ValueError as exc:
+            self._drop(session, Gone.EVICTED)
+            raise StoreUnavailable(
+                f"stored state of stream {session.stream_id!r} is unusable: {exc}"
+            ) from exc
+        self.metrics.state_restores.inc()
+        self._count_tracks(session)

@@ -1,0 +1,69 @@
+"""Helpers of the integration tests: a tiny exported model, the stack's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving.launch import TRITON_VENV, Service, sidecar_env_for
+
+
+def detecting_checkpoint(workspace: Path, out: Path, *, seed: int) -> Path:
+    """A tiny checkpoint whose random weights detect and embed (as ``tests/export`` does).
+
+    Random initial weights give near-constant scores around 0.5; widening the classifier
+    and embedding weights spreads the scores over (0, 1) and separates the embeddings, so
+    the tracker has something to do. Different seeds give different weights, hence
+    different exported ``model_version`` strings.
+    """
+    import torch
+
+    from qdtrack.config import load_config
+    from qdtrack.model.qdtrack import build_qdtrack
+    from qdtrack.train import CHECKPOINT_FORMAT
+
+    config = load_config(workspace / "params.yaml")
+    torch.manual_seed(seed)
+    model = build_qdtrack(config.model)
+    with torch.no_grad():
+        model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, 1.0)
+        model.track_head.embed_head.fc_embed.weight.normal_(0.0, 0.3)
+    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": config.to_dict()}
+    torch.save(state, out)
+    return out
+
+
+def export_tiny(workspace: Path, folder: Path, *, seed: int, version: int) -> Path:
+    """A model repository holding one tiny export; returns the repository folder."""
+    from qdtrack.export.repository import export_repository
+
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = detecting_checkpoint(workspace, folder / f"tiny-{seed}.pt", seed=seed)
+    export_repository(checkpoint, folder / "repository", version=version)
+    return folder / "repository"
+
+
+def export_info(repository: Path) -> dict:
+    """The ``export.json`` of the repository's latest version."""
+    from qdtrack.export.runtime import latest_version_dir, read_metadata
+
+    return read_metadata(latest_version_dir(repository / "qdtrack"))
+
+
+def require_triton_venv() -> None:
+    """Skip when ``.venv-triton`` (``make setup-serving``) is missing."""
+    if not (TRITON_VENV / "bin" / "python").exists():
+        pytest.skip(f"{TRITON_VENV} missing: run `make setup-serving`")
+
+
+def sidecar_env(repository: Path, **extra: object) -> dict[str, str]:
+    """``SIDECAR_*`` variables for a sidecar in front of ``repository``'s model."""
+    env = sidecar_env_for(repository)
+    env.update({f"SIDECAR_{k.upper()}": str(v) for k, v in extra.items()})
+    return env
+
+
+def sidecar_url(service: Service) -> str:
+    """Base URL of a sidecar service."""
+    return f"http://127.0.0.1:{service.ports['http']}"

@@ -69,8 +69,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy2(REPO_ROOT / name, repo / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("qdtrack", "datasets", "model_repository"):
-        shutil.copytree(REPO_ROOT / name, repo / name, ignore=ignore)
+    shutil.copytree(REPO_ROOT / "qdtrack", repo / "qdtrack", ignore=ignore)
+    # only the committed placeholders: a local `make deploy` must not become the champion
+    for name in ("datasets/README.md", "model_repository/README.md", "model_repository/.gitignore"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, repo / name)
     _set_params(repo, TINY)
     _set_params(repo, {"gate": {"criteria": "HOTA>=101"}})  # unreachable: the gate must block
     _run(repo, "git", "init", "-q")

@@ -9,7 +9,9 @@ runs on both frames of a pair, in this order::
     SeqRandomCrop(crop_size=(S, S), share_params=False, bbox_clip_border=False)
     SeqRandomFlip(flip_ratio=0.5, share_params=True)
 
-with ``S = 1088`` (smaller for CPU configurations). Normalisation and padding come later, in
+with ``S = 1088`` (smaller for CPU configurations). The TAO / LVIS configurations instead
+use a shared multi-scale keep-ratio resize and a shared flip, without photometric distortion
+or crop (:func:`augment_pair_multiscale`). Normalisation and padding come later, in
 :func:`qdtrack.model.preprocess.batch_images`.
 
 Every random choice is drawn from a ``numpy.random.Generator`` passed in, so the same seed
@@ -36,6 +38,9 @@ from qdtrack.structures import FloatArray
 RESIZE_RATIO_RANGE: tuple[float, float] = (0.8, 1.2)
 #: ``SeqRandomFlip(flip_ratio=0.5)``.
 FLIP_RATIO = 0.5
+#: mmtracking TAO / LVIS train resize: ``img_scale=[(1333, 640), (1333, 672), ...,
+#: (1333, 800)], multiscale_mode='value', keep_ratio=True`` (one scale drawn uniformly).
+LVIS_SCALES: tuple[tuple[int, int], ...] = tuple((1333, short) for short in range(640, 801, 32))
 # mmdet ``PhotoMetricDistortion`` defaults.
 BRIGHTNESS_DELTA = 32.0
 CONTRAST_RANGE: tuple[float, float] = (0.5, 1.5)
@@ -133,6 +138,36 @@ def sample_resize_scale(
     return int(img_scale * ratio)
 
 
+def resize_to_scale(
+    frame: ImageBoxes, img_scale: tuple[int, int], *, as_uint8: bool = False
+) -> tuple[ImageBoxes, FloatArray]:
+    """Keep-ratio resize to ``img_scale = (long, short)`` edge limits (mmcv ``imrescale``).
+
+    The factor is ``s = min(long / long_side, short / short_side)`` and each side becomes
+    ``int(side * s + 0.5)``; the image is resized with cv2 bilinear and the boxes are
+    multiplied by the per-axis factors, not clipped.
+
+    Args:
+        frame: the image (float32, 0-255) and its boxes.
+        img_scale: the ``(long, short)`` edge limits; the order does not matter.
+        as_uint8: resize the image as uint8 (a pipeline that loads images without
+            ``to_float32``) and return it as float32 again; the input must hold integers in
+            0-255, as images read from disk do.
+
+    Returns:
+        The resized frame and the (4,) float32 scale factor ``(sx, sy, sx, sy)``.
+    """
+    _check(frame)
+    height, width = frame.image.shape[:2]
+    new_w, new_h, _ = rescale_size(width, height, img_scale)
+    source = frame.image.astype(np.uint8) if as_uint8 else frame.image
+    image = cv2.resize(source, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    w_scale, h_scale = new_w / width, new_h / height
+    factor = np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)
+    boxes = (frame.boxes_xyxy * factor).astype(np.float32, copy=False)
+    return ImageBoxes(image.astype(np.float32, copy=False), boxes), factor
+
+
 def resize_keep_ratio(frame: ImageBoxes, scale: int) -> tuple[ImageBoxes, FloatArray]:
     """Resize so that the long side becomes ``scale`` (mmcv ``imrescale`` rule).
 
@@ -143,14 +178,7 @@ def resize_keep_ratio(frame: ImageBoxes, scale: int) -> tuple[ImageBoxes, FloatA
     Returns:
         The resized frame and the (4,) float32 scale factor ``(sx, sy, sx, sy)``.
     """
-    _check(frame)
-    height, width = frame.image.shape[:2]
-    new_w, new_h, _ = rescale_size(width, height, (scale, scale))
-    image = cv2.resize(frame.image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    w_scale, h_scale = new_w / width, new_h / height
-    factor = np.array([w_scale, h_scale, w_scale, h_scale], dtype=np.float32)
-    boxes = (frame.boxes_xyxy * factor).astype(np.float32, copy=False)
-    return ImageBoxes(image.astype(np.float32, copy=False), boxes), factor
+    return resize_to_scale(frame, (scale, scale))
 
 
 def seq_resize(
@@ -395,5 +423,55 @@ def augment_pair(
         ref_scale_factor=ref_factor,
         key_crop_offset=key_offset,
         ref_crop_offset=ref_offset,
+        flipped=flipped,
+    )
+
+
+def augment_pair_multiscale(
+    key: ImageBoxes,
+    ref: ImageBoxes,
+    rng: np.random.Generator,
+    *,
+    scales: Sequence[tuple[int, int]] = LVIS_SCALES,
+    flip_ratio: float = FLIP_RATIO,
+) -> AugmentedPair | None:
+    """The mmtracking TAO / LVIS train augmentation of a key / reference pair.
+
+    ``SeqResize(img_scale=scales, multiscale_mode='value', keep_ratio=True,
+    share_params=True)`` then ``SeqRandomFlip(flip_ratio, share_params=True)``: one
+    ``(long, short)`` scale is drawn uniformly from ``scales`` and both frames are resized
+    to it with the keep-ratio rule (:func:`resize_to_scale`), then both or neither are
+    mirrored. No photometric distortion and no crop. The reference loads these images as
+    uint8 (``LoadMultiImagesFromFile`` without ``to_float32``), so the resize runs on uint8.
+    Random draws: the scale index, then the flip.
+
+    Args:
+        key: the key frame (float32 BGR image with integer values, (N, 4) xyxy boxes).
+        ref: the reference frame.
+        rng: random source; the same seed gives the same pair.
+        scales: the ``(long, short)`` edge limits to draw from (:data:`LVIS_SCALES`).
+        flip_ratio: probability of flipping both frames.
+
+    Returns:
+        The augmented pair (crop offsets ``(0, 0)``), or ``None`` when a frame has no gt
+        box (the dataset then draws another, as for :func:`augment_pair`).
+    """
+    _check(key)
+    _check(ref)
+    if not scales or any(min(scale) <= 0 for scale in scales):
+        raise ValueError(f"scales must be non-empty (long, short) pairs > 0, got {scales}")
+    if len(key.boxes_xyxy) == 0 or len(ref.boxes_xyxy) == 0:
+        return None
+    scale = scales[int(rng.integers(len(scales)))]
+    key_r, key_factor = resize_to_scale(key, scale, as_uint8=True)
+    ref_r, ref_factor = resize_to_scale(ref, scale, as_uint8=True)
+    (key_f, ref_f), flipped = random_flip([key_r, ref_r], rng, flip_ratio=flip_ratio)
+    return AugmentedPair(
+        key=key_f,
+        ref=ref_f,
+        scale_factor=key_factor,
+        ref_scale_factor=ref_factor,
+        key_crop_offset=(0, 0),
+        ref_crop_offset=(0, 0),
         flipped=flipped,
     )

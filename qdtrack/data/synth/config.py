@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from qdtrack.data.synth.scene import CATEGORY_NAMES, MAX_CLASSES
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -18,10 +20,14 @@ class SynthConfig:
         height: image height in pixels.
         min_figures: fewest figures alive at a time (new ones walk in below this).
         max_figures: most figures the spawner keeps alive (look-alike pairs may add one).
-        crowdhuman_images: number of CrowdHuman-style still images (>= 0).
+        crowdhuman_images: number of still images (>= 0): CrowdHuman-style persons with
+            one class, LVIS-style stills of all classes with more.
         frame_rate: frames per second written to ``seqinfo.ini``.
         jpeg_quality: OpenCV JPEG quality (1..100).
         jitter_px: largest camera shift in pixels.
+        num_classes: object classes (1..4), the first N of person, car, dog, ball. 1 writes
+            the people-only MOTChallenge + CrowdHuman dataset; more adds TAO annotations
+            of the sequences and writes LVIS stills instead of CrowdHuman ones.
     """
 
     train_seqs: int = 2
@@ -35,6 +41,7 @@ class SynthConfig:
     frame_rate: int = 10
     jpeg_quality: int = 90
     jitter_px: int = 4
+    num_classes: int = 1
 
     def __post_init__(self) -> None:
         checks = (
@@ -53,6 +60,11 @@ class SynthConfig:
             (self.frame_rate >= 1, f"frame_rate must be >= 1, got {self.frame_rate}"),
             (1 <= self.jpeg_quality <= 100, "jpeg_quality must be in 1..100"),
             (0 <= self.jitter_px <= 16, "jitter_px must be in 0..16"),
+            (
+                1 <= self.num_classes <= MAX_CLASSES,
+                f"num_classes must be in 1..{MAX_CLASSES} ({', '.join(CATEGORY_NAMES)}), "
+                f"got {self.num_classes}",
+            ),
         )
         for ok, message in checks:
             if not ok:
@@ -66,13 +78,24 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         "val_seqs": getattr(args, "val_seqs", None),
         "frames": getattr(args, "frames", None),
         "crowdhuman_images": getattr(args, "crowdhuman_images", None),
+        "num_classes": getattr(args, "num_classes", None),
     }
     return SynthConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)
+class ClassCount:
+    """How many tracks and boxes of one class a sequence's gt (or a file) holds."""
+
+    category_id: int
+    name: str
+    tracks: int
+    boxes: int
+
+
+@dataclass(frozen=True)
 class SequenceSummary:
-    """Counts of one written sequence."""
+    """Counts of one written sequence (``per_class`` only in the multi-class mode)."""
 
     split: str
     name: str
@@ -81,6 +104,7 @@ class SequenceSummary:
     ids: int
     det_boxes: int
     lookalike_pairs: tuple[tuple[int, int], ...]
+    per_class: tuple[ClassCount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,9 @@ class SynthSummary:
     crowdhuman_persons: int
     crowdhuman_masks: int
     config: SynthConfig = field(default_factory=SynthConfig)
+    tao_annotations: int = 0  # multi-class mode: annotations over train.json and val.json
+    lvis_images: int = 0
+    lvis_annotations: int = 0
 
     @property
     def frames(self) -> int:
@@ -111,4 +138,10 @@ class SynthSummary:
         return sum(s.ids for s in self.sequences)
 
 
-__all__ = ["SequenceSummary", "SynthConfig", "SynthSummary", "config_from_args"]
+__all__ = [
+    "ClassCount",
+    "SequenceSummary",
+    "SynthConfig",
+    "SynthSummary",
+    "config_from_args",
+]

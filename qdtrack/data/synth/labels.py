@@ -1,7 +1,8 @@
 """Annotations of synthetic scenes: boxes, visibility, MOT17 gt and public detections.
 
 Visibility is measured on silhouettes painted without anti-aliasing: the fraction of a
-figure's pixels left after painting everything drawn in front of it.
+figure's pixels left after painting everything drawn in front of it. The MOT gt class
+column is the figure's category id (1 person, 2 car, 3 dog, 4 ball).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import numpy as np
 
 from qdtrack.data.mot import MotTable
 from qdtrack.data.synth.geometry import (
+    FigureParts,
     Item,
     depth_order,
-    figure_parts,
     fill_circle,
     fill_parts,
     fill_silhouette,
     item_box,
+    object_parts,
     parts_box,
 )
 from qdtrack.data.synth.scene import (
@@ -44,22 +46,28 @@ class FigureLabel:
 
     Attributes:
         track_id: the simulation's id of the figure.
-        box_xyxy: full-body box, not clipped to the image.
-        head_xyxy: head box.
+        box_xyxy: full-body (full-object) box, not clipped to the image.
+        head_xyxy: head box of a person; None for the other classes.
         visibility: fraction of the silhouette not hidden by figures or occluders in
             front of it (the image border does not count).
         in_frame: fraction of ``box_xyxy`` inside the image.
         visible_xyxy: box of the visible silhouette pixels inside the image (None if none).
-        head_visibility: fraction of the head that is visible inside the image.
+        head_visibility: fraction of the head that is visible inside the image (0 without
+            a head).
+        category_id: the figure's class (1 person, 2 car, 3 dog, 4 ball).
+        visible_in_frame: fraction of the silhouette that is both unhidden and inside the
+            image (what the TAO / LVIS export thresholds).
     """
 
     track_id: int
     box_xyxy: BoxXyxy
-    head_xyxy: BoxXyxy
+    head_xyxy: BoxXyxy | None
     visibility: float
     in_frame: float
     visible_xyxy: BoxXyxy | None
     head_visibility: float
+    category_id: int
+    visible_in_frame: float
 
 
 def _overlaps(a: BoxXyxy, b: BoxXyxy) -> bool:
@@ -82,14 +90,16 @@ def _fraction_in_frame(box: BoxXyxy, width: int, height: int) -> float:
 
 def _label_figure(fig: FigureState, front: list[Item], width: int, height: int) -> FigureLabel:
     """Box and visibility of ``fig`` given the items drawn in front of it."""
-    parts = figure_parts(fig)
+    parts = object_parts(fig)
     box = parts_box(parts)
     ox, oy = math.floor(box[0]) - 1, math.floor(box[1]) - 1
     size = (math.ceil(box[3]) - oy + 2, math.ceil(box[2]) - ox + 2)
     canvas = np.zeros(size, np.uint8)
     fill_parts(canvas, parts, (ox, oy), 1)
     head_mask = np.zeros(size, np.uint8)
-    fill_circle(head_mask, parts.head, 1, (ox, oy), cv2.LINE_8)
+    head = parts.head if isinstance(parts, FigureParts) else None
+    if head is not None:
+        fill_circle(head_mask, head, 1, (ox, oy), cv2.LINE_8)
     total = int(canvas.sum())
     for item in front:
         if _overlaps(box, item_box(item)):
@@ -99,21 +109,27 @@ def _label_figure(fig: FigureState, front: list[Item], width: int, height: int) 
     ys, xs = np.nonzero(canvas)
     xs, ys = xs + ox, ys + oy
     inside = _in_image(xs, ys, width, height)
+    visible_in_frame = int(inside.sum()) / max(total, 1)
     visible_xyxy: BoxXyxy | None = None
     if inside.any():
         xs, ys = xs[inside], ys[inside]
         visible_xyxy = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
     hy, hx = np.nonzero(canvas & head_mask)
     head_inside = _in_image(hx + ox, hy + oy, width, height).sum()
-    cx, cy, r = parts.head
+    head_xyxy: BoxXyxy | None = None
+    if head is not None:
+        cx, cy, r = head
+        head_xyxy = (cx - r, cy - r, cx + r, cy + r)
     return FigureLabel(
         track_id=fig.track_id,
         box_xyxy=box,
-        head_xyxy=(cx - r, cy - r, cx + r, cy + r),
+        head_xyxy=head_xyxy,
         visibility=float(min(max(visibility, 0.0), 1.0)),
         in_frame=_fraction_in_frame(box, width, height),
         visible_xyxy=visible_xyxy,
         head_visibility=float(head_inside) / max(int(head_mask.sum()), 1),
+        category_id=fig.category_id,
+        visible_in_frame=float(min(max(visible_in_frame, 0.0), 1.0)),
     )
 
 
@@ -137,42 +153,69 @@ def rounded_tlwh(box: BoxXyxy) -> tuple[int, int, int, int]:
     return left, top, max(round(box[2]) - left, 1), max(round(box[3]) - top, 1)
 
 
+@dataclass(frozen=True)
+class SequenceLabels:
+    """The gt of a simulated sequence and what the TAO export needs besides it.
+
+    Attributes:
+        gt: MOT17 gt, rows ordered by frame (flag 1, class = category id, visibility).
+        lookalike_pairs: the look-alike pairs in gt ids.
+        visible_in_frame: (N,) float64, per gt row: fraction of the silhouette that is
+            unhidden and inside the image.
+    """
+
+    gt: MotTable
+    lookalike_pairs: tuple[tuple[int, int], ...]
+    visible_in_frame: np.ndarray
+
+
+def label_sequence(sim: SequenceSim, width: int, height: int) -> SequenceLabels:
+    """MOT17 gt of a simulated sequence, its look-alike pairs and per-row visibility.
+
+    A figure is annotated while at least ``MIN_IN_FRAME`` of its box is inside the
+    image; ids are renumbered 1, 2, ... by first appearance, and ids seen in fewer than
+    two frames are dropped.
+    """
+    rows: list[tuple[int, FigureLabel]] = []
+    for frame, scene in enumerate(sim.frames, start=1):
+        for label in label_scene(scene, width, height):
+            if label.in_frame >= MIN_IN_FRAME:
+                rows.append((frame, label))
+    counts = Counter(label.track_id for _, label in rows)
+    new_ids: dict[int, int] = {}
+    for _, label in rows:
+        if counts[label.track_id] >= 2 and label.track_id not in new_ids:
+            new_ids[label.track_id] = len(new_ids) + 1
+    kept = [(frame, label) for frame, label in rows if label.track_id in new_ids]
+    n = len(kept)
+    boxes = [rounded_tlwh(label.box_xyxy) for _, label in kept]
+    table = MotTable(
+        frames=np.array([frame for frame, _ in kept], np.int64),
+        ids=np.array([new_ids[label.track_id] for _, label in kept], np.int64),
+        boxes_tlwh=np.array(boxes, np.float32).reshape(n, 4),
+        scores=np.ones(n, np.float32),
+        classes=np.array([label.category_id for _, label in kept], np.int64).reshape(n),
+        visibility=np.array([round(label.visibility, 3) for _, label in kept], np.float32),
+    )
+    pairs = tuple(
+        (new_ids[a], new_ids[b]) for a, b in sim.lookalike_pairs if a in new_ids and b in new_ids
+    )
+    visible = np.array([label.visible_in_frame for _, label in kept], np.float64).reshape(n)
+    return SequenceLabels(table, pairs, visible)
+
+
 def sequence_gt(
     sim: SequenceSim, width: int, height: int
 ) -> tuple[MotTable, tuple[tuple[int, int], ...]]:
     """MOT17 gt of a simulated sequence and its look-alike pairs in gt ids.
 
-    A figure is annotated while at least ``MIN_IN_FRAME`` of its box is inside the
-    image; ids are renumbered 1, 2, ... by first appearance, and ids seen in fewer than
-    two frames are dropped.
+    See :func:`label_sequence` for the rules.
 
     Returns:
-        (gt table with flag 1, class 1 and visibility, pairs of gt ids).
+        (gt table with flag 1, class = category id and visibility, pairs of gt ids).
     """
-    rows: list[tuple[int, int, tuple[int, int, int, int], float]] = []
-    for frame, scene in enumerate(sim.frames, start=1):
-        for label in label_scene(scene, width, height):
-            if label.in_frame >= MIN_IN_FRAME:
-                rows.append((frame, label.track_id, rounded_tlwh(label.box_xyxy), label.visibility))
-    counts = Counter(sim_id for _, sim_id, _, _ in rows)
-    new_ids: dict[int, int] = {}
-    for _, sim_id, _, _ in rows:
-        if counts[sim_id] >= 2 and sim_id not in new_ids:
-            new_ids[sim_id] = len(new_ids) + 1
-    kept = [row for row in rows if row[1] in new_ids]
-    n = len(kept)
-    table = MotTable(
-        frames=np.array([r[0] for r in kept], np.int64),
-        ids=np.array([new_ids[r[1]] for r in kept], np.int64),
-        boxes_tlwh=np.array([r[2] for r in kept], np.float32).reshape(n, 4),
-        scores=np.ones(n, np.float32),
-        classes=np.ones(n, np.int64),
-        visibility=np.array([round(r[3], 3) for r in kept], np.float32),
-    )
-    pairs = tuple(
-        (new_ids[a], new_ids[b]) for a, b in sim.lookalike_pairs if a in new_ids and b in new_ids
-    )
-    return table, pairs
+    labels = label_sequence(sim, width, height)
+    return labels.gt, labels.lookalike_pairs
 
 
 @dataclass(frozen=True)
@@ -291,8 +334,10 @@ __all__ = [
     "MIN_IN_FRAME",
     "DetectionNoise",
     "FigureLabel",
+    "SequenceLabels",
     "detection_recall",
     "label_scene",
+    "label_sequence",
     "make_detections",
     "rounded_tlwh",
     "sequence_gt",

@@ -41,11 +41,17 @@ def _add_associate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--input", required=True, help="frames.json with detections per frame")
     p.add_argument("--output", required=True, help="tracks.json to write")
-    p.add_argument("--tracker", choices=["qdtrack", "tao", "iou"], default="qdtrack")
+    p.add_argument(
+        "--tracker",
+        choices=["qdtrack", "tao", "iou"],
+        default=None,
+        help='default: the settings\' "type" (a params-file tracker block), else qdtrack',
+    )
     p.add_argument(
         "--config",
         default="{}",
-        help="tracker settings as JSON, e.g. '{\"memo_tracklet_frames\": 10}'",
+        help="tracker settings as JSON, e.g. '{\"memo_tracklet_frames\": 10}'; a params "
+        'file\'s tracker block (with its "type") also works',
     )
     p.add_argument(
         "--mot-output",
@@ -58,21 +64,47 @@ def _add_associate(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="score MOTChallenge results with TrackEval (HOTA, CLEAR, Identity)",
-        description="Evaluate tracker results against MOTChallenge ground truth with TrackEval.",
+        help="score tracks with TrackEval (MOTChallenge HOTA/CLEAR/Identity, TAO Track AP) "
+        "or detections with COCO box AP",
+        description="Evaluate tracker results against MOTChallenge or TAO ground truth with "
+        "TrackEval, or detections against COCO-style ground truth with pycocotools.",
     )
-    p.add_argument("--gt", required=True, help="GT_DIR with <seq>/gt/gt.txt and <seq>/seqinfo.ini")
-    p.add_argument("--results", required=True, help="RES_DIR with <seq>.txt per sequence")
-    p.add_argument("--benchmark", default="MOT17", choices=["MOT17", "MOT16", "MOT15", "MOT20"])
-    p.add_argument("--split", default="full", choices=["full", "half-val"])
+    p.add_argument(
+        "--gt",
+        required=True,
+        help="MOT*: GT_DIR with <seq>/gt/gt.txt and <seq>/seqinfo.ini; TAO: gt JSON or a "
+        "folder with exactly one .json; COCO: gt JSON",
+    )
+    p.add_argument(
+        "--results",
+        required=True,
+        help="MOT*: RES_DIR with <seq>.txt per sequence; TAO: tracks.json or a folder with "
+        "tracks.json (and optionally detections.json, scored as box AP too); COCO: "
+        "detections.json or a folder with it",
+    )
+    p.add_argument(
+        "--benchmark",
+        default="MOT17",
+        choices=["MOT17", "MOT16", "MOT15", "MOT20", "TAO", "COCO"],
+    )
+    p.add_argument(
+        "--split",
+        default="full",
+        choices=["full", "half-val"],
+        help="MOTChallenge only (TAO and COCO score the whole gt file)",
+    )
     p.add_argument("--out", default=None, help="metrics.json to write")
     p.add_argument(
         "--summary", default=None, help="also write the headline combined metrics (JSON)"
     )
     p.add_argument(
-        "--per-sequence-csv", default=None, help="also write per-sequence metrics (CSV, for plots)"
+        "--per-sequence-csv",
+        default=None,
+        help="also write per-sequence (TAO: per-class) metrics (CSV, for plots)",
     )
-    p.add_argument("--gate", default=None, help='criteria such as "HOTA>=55,MOTA>=65"')
+    p.add_argument(
+        "--gate", default=None, help='criteria such as "HOTA>=55,MOTA>=65" or "TrackAP>=10"'
+    )
     p.add_argument("--baseline", default=None, help="metrics.json of the model to compare with")
     p.add_argument(
         "--max-drop",
@@ -95,6 +127,14 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--val-seqs", type=int, default=None, help="number of val sequences")
     s.add_argument("--frames", type=int, default=None, help="frames per sequence")
     s.add_argument("--crowdhuman-images", type=int, default=None)
+    s.add_argument(
+        "--classes",
+        dest="num_classes",
+        type=int,
+        default=None,
+        help="object classes 1..4 (person, car, dog, ball; default 1): more than 1 adds TAO "
+        "annotations of the sequences and writes LVIS stills instead of CrowdHuman ones",
+    )
     s.set_defaults(handler="data synth")
     d = data_sub.add_parser(
         "det2frames",

@@ -1,4 +1,4 @@
-"""Score MOTChallenge tracker results with TrackEval (HOTA, CLEAR, Identity) and gate on them.
+"""Score tracker results with TrackEval (MOTChallenge: HOTA, CLEAR, Identity) and gate on them.
 
 ``evaluate_mot`` stages TrackEval's inputs in a temporary folder (nothing is written into the
 gt or result folders), checks the result files first so that bad input fails with a message
@@ -6,12 +6,15 @@ naming the file and line, runs TrackEval 1.3.0's ``MotChallenge2DBox`` with the 
 official preprocessing, and returns the metrics as plain JSON-ready numbers.
 ``check_gate`` turns a metrics dict into a list of failed criteria. Rules and formats:
 ``spec/data-formats.md`` §2.3 (gt handling), §4 (result format), §5 (half split), §7 (TrackEval).
+TAO (Track AP) and COCO box AP live in ``qdtrack.evaluate_tao``; ``main`` (``qdtrack
+evaluate``) dispatches on ``--benchmark`` and applies the same table, outputs and gates.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import io
 import math
 import operator
@@ -26,9 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from qdtrack.data.mot import half_frames, read_seqinfo
+from qdtrack.evaluate_tao import (
+    BOX_METRIC_NAMES,
+    BOX_SUMMARY_METRICS,
+    COCO_BENCHMARK,
+    DETECTIONS_FILE,
+    TAO_BENCHMARK,
+    TAO_SUMMARY_METRICS,
+    TRACK_METRIC_NAMES,
+    TRACKS_FILE,
+    evaluate_box_ap,
+    evaluate_tao,
+    resolve_results_file,
+)
 from qdtrack.io_utils import atomic_write, read_json, write_json
 
 BENCHMARKS = ("MOT17", "MOT16", "MOT15", "MOT20")
+"""MOTChallenge benchmarks (``evaluate_mot``); ``qdtrack evaluate`` also takes TAO and COCO."""
+CLI_BENCHMARKS = (*BENCHMARKS, TAO_BENCHMARK, COCO_BENCHMARK)
 SPLITS = ("full", "half-val")
 
 # Name of the single tracker folder inside the staging area.
@@ -56,7 +74,10 @@ METRIC_NAMES: tuple[str, ...] = (
     + _COUNT_INT_FIELDS
     + tuple(_ALIASES)
 )
-"""Every key of a per-sequence / combined metrics dict (valid names for gates)."""
+"""Every key of a MOTChallenge per-sequence / combined metrics dict."""
+
+GATE_METRIC_NAMES: tuple[str, ...] = METRIC_NAMES + TRACK_METRIC_NAMES + BOX_METRIC_NAMES
+"""Names a gate or max-drop may use: MOTChallenge, TAO Track AP and box AP metrics."""
 
 # Metrics where smaller is better: a --max-drop allows baseline + drop for them.
 LOWER_IS_BETTER = frozenset(
@@ -202,19 +223,12 @@ def _stage_results(seq: _Sequence, dst: Path, kept: list[str], verbatim: bool) -
 # --------------------------------------------------------------------------- TrackEval
 
 
-def _run_trackeval(
-    gt_folder: Path,
-    gt_loc_format: str,
-    trackers_folder: Path,
-    staging: Path,
-    seq_lengths: dict[str, int],
-    benchmark: str,
-) -> dict[str, Any]:
-    """Run TrackEval quietly; return ``res[seq][class][metric][field]`` incl. COMBINED_SEQ."""
+def quiet_eval_config(staging: Path) -> dict[str, Any]:
+    """TrackEval's evaluator config: one process, no printing, no files but an error log."""
     import trackeval  # imported here: slow import, only needed when evaluating
 
-    eval_config = trackeval.Evaluator.get_default_eval_config()
-    eval_config.update(
+    config: dict[str, Any] = trackeval.Evaluator.get_default_eval_config()
+    config.update(
         {
             "USE_PARALLEL": False,
             "BREAK_ON_ERROR": True,
@@ -227,6 +241,21 @@ def _run_trackeval(
             "PLOT_CURVES": False,
         }
     )
+    return config
+
+
+def _run_trackeval(
+    gt_folder: Path,
+    gt_loc_format: str,
+    trackers_folder: Path,
+    staging: Path,
+    seq_lengths: dict[str, int],
+    benchmark: str,
+) -> dict[str, Any]:
+    """Run TrackEval quietly; return ``res[seq][class][metric][field]`` incl. COMBINED_SEQ."""
+    import trackeval  # imported here: slow import, only needed when evaluating
+
+    eval_config = quiet_eval_config(staging)
     dataset_config = trackeval.datasets.MotChallenge2DBox.get_default_dataset_config()
     dataset_config.update(
         {
@@ -390,10 +419,10 @@ def _parse_items(text: str, pattern: re.Pattern[str], what: str) -> list[tuple[s
         match = pattern.match(part)
         if match is None:
             raise ValueError(f"bad {what} criterion {part.strip()!r} in {text!r}")
-        if match.group(1) not in METRIC_NAMES:
+        if match.group(1) not in GATE_METRIC_NAMES:
             raise ValueError(
                 f"unknown metric {match.group(1)!r} in {what} {text!r}; "
-                f"known: {', '.join(METRIC_NAMES)}"
+                f"known: {', '.join(GATE_METRIC_NAMES)}"
             )
         items.append(match.groups())
     return items
@@ -458,23 +487,41 @@ def check_gate(
     return failures
 
 
+def _table_rows(
+    metrics: dict[str, Any],
+) -> tuple[str, list[tuple[str, dict[str, Any]]], tuple[str, ...]]:
+    """Row label, rows (sequences or TAO classes, then COMBINED) and columns of a metrics dict."""
+    combined = metrics["combined"]
+    benchmark = metrics.get("benchmark")
+    if benchmark == TAO_BENCHMARK:
+        box = BOX_SUMMARY_METRICS if "BoxAP" in combined else ()
+        rows = [*metrics["classes"].items(), ("COMBINED", combined)]
+        return "class", rows, TRACK_METRIC_NAMES + box
+    if benchmark == COCO_BENCHMARK:
+        return "", [("COMBINED", combined)], BOX_METRIC_NAMES
+    return "sequence", [*metrics["sequences"].items(), ("COMBINED", combined)], TABLE_COLUMNS
+
+
+def _cell(values: dict[str, Any], column: str, width: int) -> str:
+    if column not in values:  # e.g. box AP on a TAO class row
+        return f"{'-':>{width}}"
+    value = values[column]
+    if value is None:
+        return f"{'nan':>{width}}"
+    if isinstance(value, int):
+        return f"{value:>{width}d}"
+    return f"{value:>{width}.3f}"
+
+
 def format_table(metrics: dict[str, Any]) -> str:
-    """Per-sequence rows plus COMBINED, columns ``TABLE_COLUMNS``."""
-    rows = [*metrics["sequences"].items(), ("COMBINED", metrics["combined"])]
-    width = max(len(name) for name, _ in rows)
-    header = f"{'sequence':<{width}}" + "".join(f"{c:>9}" for c in TABLE_COLUMNS)
-    lines = [header]
+    """Per-sequence (TAO: per-class) rows plus COMBINED; MOTChallenge columns ``TABLE_COLUMNS``."""
+    label, rows, columns = _table_rows(metrics)
+    width = max(len(label), *(len(name) for name, _ in rows))
+    widths = {column: max(9, len(column) + 1) for column in columns}
+    lines = [f"{label:<{width}}" + "".join(f"{c:>{widths[c]}}" for c in columns)]
     for name, values in rows:
-        cells = []
-        for column in TABLE_COLUMNS:
-            value = values[column]
-            if value is None:
-                cells.append(f"{'nan':>9}")
-            elif isinstance(value, int):
-                cells.append(f"{value:>9d}")
-            else:
-                cells.append(f"{value:>9.3f}")
-        lines.append(f"{name:<{width}}" + "".join(cells))
+        cells = "".join(_cell(values, c, widths[c]) for c in columns)
+        lines.append(f"{name:<{width}}" + cells)
     return "\n".join(lines)
 
 
@@ -482,25 +529,72 @@ SUMMARY_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
 
 
 def summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of the combined row (what ``dvc metrics show`` displays)."""
+    """The headline numbers of the combined row (what ``dvc metrics show`` displays).
+
+    MOTChallenge: ``SUMMARY_METRICS``; TAO: TrackAP/50/75 (and BoxAP/50/75 when detections
+    were scored); COCO: all ``Box*`` metrics.
+    """
     combined = metrics["combined"]
-    return {name: combined[name] for name in SUMMARY_METRICS}
+    benchmark = metrics.get("benchmark")
+    names: tuple[str, ...] = SUMMARY_METRICS
+    if benchmark == TAO_BENCHMARK:
+        names = TAO_SUMMARY_METRICS + (BOX_SUMMARY_METRICS if "BoxAP" in combined else ())
+    elif benchmark == COCO_BENCHMARK:
+        names = BOX_METRIC_NAMES
+    return {name: combined[name] for name in names}
 
 
 PER_SEQUENCE_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 
 
 def write_per_sequence_csv(path: str | os.PathLike[str], metrics: dict[str, Any]) -> None:
-    """One row per sequence (and ``COMBINED``) of the headline metrics, for ``dvc plots``."""
+    """One row per sequence (and ``COMBINED``) of the headline metrics, for ``dvc plots``.
+
+    TAO: one row per class (first column ``class``) with TrackAP/50/75; COCO: the
+    ``COMBINED`` row of BoxAP/50/75.
+    """
+    benchmark = metrics.get("benchmark")
+    label = "sequence"
+    columns: tuple[str, ...] = PER_SEQUENCE_COLUMNS
     rows = [*metrics["sequences"].items(), ("COMBINED", metrics["combined"])]
+    if benchmark == TAO_BENCHMARK:
+        label, columns = "class", TAO_SUMMARY_METRICS
+        rows = [*metrics["classes"].items(), ("COMBINED", metrics["combined"])]
+    elif benchmark == COCO_BENCHMARK:
+        columns = BOX_SUMMARY_METRICS
     with atomic_write(path) as handle:
-        handle.write(",".join(("sequence", *PER_SEQUENCE_COLUMNS)) + "\n")
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow((label, *columns))
         for name, values in rows:
             cells = [name]
-            for column in PER_SEQUENCE_COLUMNS:
+            for column in columns:
                 value = values.get(column)
                 cells.append("" if value is None else f"{value:.4f}".rstrip("0").rstrip("."))
-            handle.write(",".join(cells) + "\n")
+            writer.writerow(cells)
+
+
+def _gate_metric_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """Metrics the chosen benchmark reports (checked before the evaluation runs)."""
+    if args.benchmark == COCO_BENCHMARK:
+        return BOX_METRIC_NAMES
+    if args.benchmark == TAO_BENCHMARK:
+        tracks = resolve_results_file(args.results, TRACKS_FILE)
+        with_boxes = (tracks.parent / DETECTIONS_FILE).is_file()
+        return TRACK_METRIC_NAMES + (BOX_METRIC_NAMES if with_boxes else ())
+    return METRIC_NAMES
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    if args.benchmark in (TAO_BENCHMARK, COCO_BENCHMARK):
+        if args.split != "full":
+            raise ValueError(
+                f"--split {args.split} applies to MOTChallenge benchmarks only; "
+                f"{args.benchmark} is scored on the whole gt file"
+            )
+        if args.benchmark == TAO_BENCHMARK:
+            return evaluate_tao(args.gt, args.results)
+        return evaluate_box_ap(args.gt, args.results)
+    return evaluate_mot(args.gt, args.results, benchmark=args.benchmark, split=args.split)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -511,15 +605,17 @@ def main(args: argparse.Namespace) -> int:
         if not isinstance(baseline_doc, dict) or not isinstance(baseline_doc.get("combined"), dict):
             raise ValueError(f"{args.baseline}: not a metrics.json (no 'combined' section)")
         baseline = baseline_doc["combined"]
-    # Validate the gate syntax before spending time on the evaluation.
+    # Validate the gate before spending time on the evaluation: syntax, and metric names
+    # that the chosen benchmark reports.
+    names = _gate_metric_names(args)
     check_gate(
-        dict.fromkeys(METRIC_NAMES, 0),
+        dict.fromkeys(names, 0),
         gate=args.gate,
-        baseline=None if baseline is None else dict.fromkeys(METRIC_NAMES, 0),
+        baseline=None if baseline is None else dict.fromkeys(names, 0),
         max_drop=args.max_drop,
     )
 
-    metrics = evaluate_mot(args.gt, args.results, benchmark=args.benchmark, split=args.split)
+    metrics = _evaluate(args)
     print(format_table(metrics))
     if args.out:
         write_json(args.out, metrics)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from qdtrack.associate import Frame, run_association
-from qdtrack.config import QDTrackConfig
+from qdtrack.config import QDTrackConfig, tracker_spec
 from qdtrack.data.mot import write_mot_results
 from qdtrack.evaluate import evaluate_mot, summary_metrics
 from qdtrack.io_utils import write_json
@@ -43,7 +42,9 @@ def track_sequences(
     """
     torch.set_flush_denormal(True)
     model, config = model_from_checkpoint(checkpoint)
-    settings = asdict(config.tracker)
+    name, settings = tracker_spec(config.tracker)
+    if name != "qdtrack":
+        raise ValueError(f"the MOT quality benchmarks need the MOT17 tracker, not {name!r}")
     iou_settings = {
         "obj_score_thr": settings["obj_score_thr"],
         "init_score_thr": settings["init_score_thr"],

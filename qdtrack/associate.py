@@ -190,9 +190,14 @@ def _timing_line(result: AssociationResult) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack associate``."""
-    tracker = build_tracker(args.tracker, parse_json_object(args.config, "--config"))
+    settings = parse_json_object(args.config, "--config")
+    kind = settings.pop("type", None)
+    if kind is not None and args.tracker is not None and kind != args.tracker:
+        raise ValueError(f"--tracker {args.tracker} but the settings are for type {kind!r}")
+    name = str(args.tracker or kind or "qdtrack")
+    tracker = build_tracker(name, settings)
     frames = parse_frames(
-        read_json(args.input), args.input, need_embeds=args.tracker in APPEARANCE_TRACKERS
+        read_json(args.input), args.input, need_embeds=name in APPEARANCE_TRACKERS
     )
     result = run_association(tracker, frames)
     write_json(args.output, tracks_to_json(result), indent=None)

@@ -1,8 +1,9 @@
 """``params.yaml`` (and the files in ``configs/``) as frozen, typed configuration objects.
 
-Config is an adapter at the edge: each section's fields are exactly the keyword arguments
-of the object it configures (``build_qdtrack(**asdict(cfg.model))``,
-``QuasiDenseTracker(**asdict(cfg.tracker))``), so nothing else in the package reads YAML.
+Config is an adapter at the edge: each section's fields are the settings of the object it
+configures (``build_qdtrack(cfg.model)``; ``build_tracker(*tracker_spec(cfg.tracker))``,
+where ``tracker.type`` picks the MOT17 or the TAO tracker), so nothing else in the package
+reads YAML.
 Overrides use dotted keys (``train.lr=0.01``), as ``dvc exp run -S`` does.
 """
 
@@ -40,12 +41,37 @@ class ModelConfig:
     embed_num_convs: int = 4
     embed_fc_channels: int = 1024
     embed_channels: int = 256
+    # Test-time detector settings (spec a.5; the TAO config of spec d.3 uses 1e-4, 300,
+    # 0.5, clipping on) and the track head's assigner negative threshold (TAO: 0.3).
+    score_thr: float = 0.05
+    max_per_img: int = 100
+    nms_iou_thr: float = 0.5
+    clip_border: bool = False
+    track_neg_iou_thr: float = 0.5
+    # Input normalisation: "caffe" (reference: BGR, caffe mean, std 1) or "pytorch"
+    # (torchvision ImageNet weights, as mmtracking's LVIS/TAO R-101 configs).
+    normalization: str = "caffe"
+    # Class names in label order (label i = classes[i]); empty = one unnamed class per
+    # label ("pedestrian" for the single-class MOT model). ``classes_file`` instead names a
+    # text file with one name per line (mmdet's ``classes=`` convention); training reads
+    # it (:func:`resolve_classes`), so a checkpoint carries the names themselves.
+    classes: tuple[str, ...] = ()
+    classes_file: str | None = None
+
+    def class_names(self) -> tuple[str, ...]:
+        """The name of each label (``classes``, or ``pedestrian`` for a 1-class model)."""
+        if self.classes:
+            return self.classes
+        if self.num_classes == 1:
+            return ("pedestrian",)
+        return tuple(f"class_{i}" for i in range(self.num_classes))
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
     """``QuasiDenseTracker`` settings; defaults = the mmtracking MOT17 config."""
 
+    type: str = "qdtrack"
     init_score_thr: float = 0.9
     obj_score_thr: float = 0.5
     match_score_thr: float = 0.5
@@ -60,12 +86,62 @@ class TrackerConfig:
 
 
 @dataclass(frozen=True)
-class DatasetSource:
-    """One training source: a folder of MOT sequences or a CrowdHuman folder."""
+class TaoTrackerConfig:
+    """``QuasiDenseTAOTracker`` settings (``tracker.type: tao``); defaults = spec d.3."""
 
-    kind: str  # "mot" | "crowdhuman"
+    type: str = "tao"
+    init_score_thr: float = 1e-4
+    obj_score_thr: float = 1e-4
+    match_score_thr: float = 0.5
+    memo_frames: int = 10
+    memo_momentum: float = 0.8
+    momentum_obj_score: float = 0.5
+    obj_score_diff_thr: float = 1.0
+    distractor_nms_thr: float = 0.3
+    distractor_score_thr: float = 0.5
+    match_metric: str = "bisoftmax"
+    match_with_cosine: bool = True
+
+
+AnyTrackerConfig = TrackerConfig | TaoTrackerConfig
+#: ``tracker.type`` -> settings class (the names of :func:`qdtrack.trackers.build_tracker`).
+TRACKER_CONFIGS: dict[str, type[TrackerConfig] | type[TaoTrackerConfig]] = {
+    "qdtrack": TrackerConfig,
+    "tao": TaoTrackerConfig,
+}
+
+
+def tracker_spec(config: AnyTrackerConfig) -> tuple[str, dict[str, Any]]:
+    """``(tracker name, keyword settings)`` for :func:`qdtrack.trackers.build_tracker`."""
+    settings = dataclasses.asdict(config)
+    return str(settings.pop("type")), settings
+
+
+#: Kinds of training source: MOTChallenge sequences, CrowdHuman stills, COCO / LVIS stills
+#: and TAO videos (the last three need ``images``: the folder their ``file_name``s are in).
+SOURCE_KINDS = ("mot", "crowdhuman", "coco", "lvis", "tao")
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """One training source.
+
+    Attributes:
+        kind: one of :data:`SOURCE_KINDS`.
+        path: MOT: a folder of sequences; CrowdHuman: its folder or ``.odgt``; COCO, LVIS,
+            TAO: the annotation ``.json``.
+        subset: MOT only: ``"full"``, ``"half-train"`` or ``"half-val"``.
+        images: COCO, LVIS, TAO: the folder the annotation ``file_name``s are relative to
+            (default: the annotation file's folder).
+        category_map: COCO, LVIS, TAO: optional JSON file ``{source name: class name}``
+            renaming categories before they are matched to ``model.classes``.
+    """
+
+    kind: str
     path: str
-    subset: str = "full"  # MOT only: "full" | "half-train" | "half-val"
+    subset: str = "full"
+    images: str | None = None
+    category_map: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +165,14 @@ class TrainConfig:
     log_interval: int = 10
     max_iters_per_epoch: int | None = None
     sources: tuple[DatasetSource, ...] = ()
+    # Multi-class (LVIS / TAO) settings of mmtracking's TAO configs; the defaults are the
+    # MOT17 behaviour.
+    augment: str = "mot"  # "mot" (spec a.7) | "lvis" (multi-scale resize + flip)
+    # (long, short) resize limits drawn from with augment "lvis" (mmdet keep-ratio rule)
+    lvis_scales: tuple[tuple[int, int], ...] = tuple((1333, s) for s in range(640, 801, 32))
+    oversample_thr: float | None = None  # class-balanced repeat factors (LVIS: 1e-3)
+    freeze_detector: bool = False  # train the track head only (TAO fine-tuning)
+    load_from: str | None = None  # initial weights (``qdtrack train --init`` overrides)
 
 
 @dataclass(frozen=True)
@@ -96,7 +180,7 @@ class QDTrackConfig:
     """The whole configuration: what a checkpoint carries so it can rebuild everything."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    tracker: AnyTrackerConfig = field(default_factory=TrackerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +194,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (at any depth) as tuples: config values are immutable."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
@@ -129,10 +218,12 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
                 _build(DatasetSource, v, f"{where}.sources[{i}]") for i, v in enumerate(value)
             )
             for i, src in enumerate(value):
-                if src.kind not in ("mot", "crowdhuman"):
-                    raise ValueError(f"{where}.sources[{i}].kind must be 'mot' or 'crowdhuman'")
+                if src.kind not in SOURCE_KINDS:
+                    raise ValueError(
+                        f"{where}.sources[{i}].kind must be one of {SOURCE_KINDS}, got {src.kind!r}"
+                    )
         elif isinstance(value, list):
-            value = tuple(value)
+            value = _tuples(value)
         kwargs[name] = _coerce(value, str(fields[name].type), f"{where}.{name}")
     try:
         return cls(**kwargs)
@@ -161,16 +252,66 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
     return number
 
 
-_SECTIONS: dict[str, type] = {"model": ModelConfig, "tracker": TrackerConfig, "train": TrainConfig}
+def _model_config(data: Mapping[str, Any], where: str) -> ModelConfig:
+    model = _build(ModelConfig, data, where)
+    _check_classes(model, where)
+    return model
+
+
+def _check_classes(model: ModelConfig, where: str) -> None:
+    if not all(isinstance(name, str) and name for name in model.classes):
+        raise ValueError(f"{where}.classes: expected class names (non-empty strings)")
+    if model.classes and len(model.classes) != model.num_classes:
+        raise ValueError(
+            f"{where}: num_classes = {model.num_classes} but classes lists "
+            f"{len(model.classes)} names"
+        )
+    if len(set(model.classes)) != len(model.classes):
+        raise ValueError(f"{where}.classes: duplicate class names")
+
+
+def resolve_classes(model: ModelConfig) -> ModelConfig:
+    """``model`` with ``classes`` read from ``classes_file`` (when only the file is given).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: its names are duplicated or their count is not ``num_classes``.
+    """
+    if model.classes or model.classes_file is None:
+        return model
+    from qdtrack.data.coco import read_class_names
+
+    resolved = dataclasses.replace(
+        model, classes=tuple(read_class_names(model.classes_file)), classes_file=None
+    )
+    _check_classes(resolved, f"model.classes_file {model.classes_file}")
+    return resolved
+
+
+def _tracker_config(data: Mapping[str, Any], where: str) -> AnyTrackerConfig:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    kind = data.get("type", "qdtrack")
+    if kind not in TRACKER_CONFIGS:
+        raise ValueError(f"{where}.type must be one of {sorted(TRACKER_CONFIGS)}, got {kind!r}")
+    return _build(TRACKER_CONFIGS[kind], data, where)
 
 
 def config_from_dict(data: Mapping[str, Any], where: str = "config") -> QDTrackConfig:
     """Build a :class:`QDTrackConfig` from a mapping; other top-level keys are ignored."""
-    parts: dict[str, Any] = {
-        name: _build(cls, data.get(name) or {}, f"{where}: {name}")
-        for name, cls in _SECTIONS.items()
-    }
-    return QDTrackConfig(**parts)
+    train = _build(TrainConfig, data.get("train") or {}, f"{where}: train")
+    if train.augment not in ("mot", "lvis"):
+        raise ValueError(f"{where}: train.augment must be 'mot' or 'lvis', got {train.augment!r}")
+    if not train.lvis_scales or not all(
+        isinstance(s, tuple) and len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s)
+        for s in train.lvis_scales
+    ):
+        raise ValueError(f"{where}: train.lvis_scales must be a list of [long, short] sizes")
+    return QDTrackConfig(
+        model=_model_config(data.get("model") or {}, f"{where}: model"),
+        tracker=_tracker_config(data.get("tracker") or {}, f"{where}: tracker"),
+        train=train,
+    )
 
 
 def _parse_scalar(text: str) -> Any:

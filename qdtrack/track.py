@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qdtrack.data.frames import open_frames
+from qdtrack.data.frames import FrameSource, open_frames
 from qdtrack.data.mot import write_mot_results
 from qdtrack.io_utils import parse_json_object, read_json, write_json
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.render import VideoWriter, draw_tracks
 from qdtrack.structures import Detections, Tracks
+from qdtrack.track_tao import iou_settings
 from qdtrack.trackers import Tracker, build_tracker
 from qdtrack.train import model_from_checkpoint
 
@@ -43,7 +45,7 @@ def detections_record(frame_id: int, det: Detections) -> dict[str, Any]:
 def track_source(
     model: QDTrack,
     tracker: Tracker,
-    source: str | Path,
+    source: str | Path | FrameSource,
     *,
     start: int = 1,
     stop: int | None = None,
@@ -53,6 +55,9 @@ def track_source(
 ) -> tuple[list[tuple[int, Tracks]], list[Detections], float]:
     """Track every frame of ``source`` (1-based frames ``start..stop``).
 
+    ``source`` is a path for :func:`~qdtrack.data.frames.open_frames` or an opened
+    :class:`~qdtrack.data.frames.FrameSource` (then ``start`` and ``stop`` are its own).
+
     Returns:
         ``(per-frame (MOT frame number, tracks), per-frame detections with embeddings when
         keep_detections (else empty), frames per second of network + tracker)``.
@@ -61,7 +66,10 @@ def track_source(
     tracker.reset()
     results: list[tuple[int, Tracks]] = []
     kept: list[Detections] = []
-    with open_frames(source, start=start, stop=stop) as frames:
+    opened = (
+        source if isinstance(source, FrameSource) else open_frames(source, start=start, stop=stop)
+    )
+    with opened as frames:
         writer = VideoWriter(render, frames.fps) if render else None
         bar = tqdm(
             total=len(frames),
@@ -91,21 +99,30 @@ def track_source(
     return results, kept, fps
 
 
-def _model_and_tracker_settings(args: argparse.Namespace) -> tuple[QDTrack, dict[str, Any]]:
-    """The checkpoint's model on ``--device`` and its tracker settings + ``--tracker-config``."""
+def _model_and_tracker_settings(
+    args: argparse.Namespace,
+) -> tuple[QDTrack, dict[str, Any], tuple[str, ...]]:
+    """The checkpoint's model on ``--device``, its tracker settings + ``--tracker-config``
+    and its class names."""
     torch.set_flush_denormal(True)
     model, config = model_from_checkpoint(args.checkpoint)
     settings: dict[str, Any] = dataclasses.asdict(config.tracker)
     if args.tracker_config:
         settings.update(parse_json_object(args.tracker_config, "--tracker-config"))
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model, settings
+    return model, settings, config.model.class_names()
+
+
+def split_tracker_settings(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(tracker name, settings without "type")`` of a ``tracker`` config block."""
+    rest = dict(settings)
+    return str(rest.pop("type", "qdtrack")), rest
 
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack track``."""
-    model, settings = _model_and_tracker_settings(args)
-    tracker = build_tracker("qdtrack", settings)
+    model, settings, _ = _model_and_tracker_settings(args)
+    tracker = build_tracker(*split_tracker_settings(settings))
     results, detections, fps = track_source(
         model,
         tracker,
@@ -135,50 +152,67 @@ def track_val_set(
     *,
     render: bool = True,
     iou_baseline: bool = True,
+    class_names: Sequence[str] = ("pedestrian",),
 ) -> dict[str, Any]:
     """Track every sequence of a ``val.json`` (``qdtrack data convert``) into ``out_dir``.
 
     Writes ``results/<seq>.txt``, ``detections/<seq>.json`` (associate input),
     ``<seq>.mp4`` when ``render``, and with ``iou_baseline`` the appearance-free IoU
     tracker's ``iou_results/<seq>.txt`` on the same detections and frame numbers.
-    Returns per-sequence frame counts and speeds.
+    A TAO manifest (``"format": "tao"``) goes to
+    :func:`qdtrack.track_tao.track_tao_set` instead (JSON results; ``class_names`` name
+    the model's labels). ``settings`` is the ``tracker`` block (its ``type`` picks the
+    tracker). Returns per-sequence frame counts and speeds.
     """
+    name, settings = split_tracker_settings(settings)
+    if manifest.get("format") == "tao":
+        from qdtrack.track_tao import track_tao_set
+
+        return track_tao_set(
+            model,
+            name,
+            settings,
+            manifest,
+            out_dir,
+            class_names=class_names,
+            render=render,
+            iou_baseline=iou_baseline,
+        )
     out = Path(out_dir)
     sequences = manifest.get("sequences")
     if not isinstance(sequences, list) or not sequences:
         raise ValueError("val manifest lists no sequences (run `qdtrack data convert`)")
     report: dict[str, Any] = {}
     for entry in sequences:
-        name = str(entry["name"])
+        seq_name = str(entry["name"])
         results, detections, fps = track_source(
             model,
-            build_tracker("qdtrack", settings),
+            build_tracker(name, settings),
             entry["path"],
             start=int(entry["start"]),
             stop=int(entry["stop"]),
-            render=out / f"{name}.mp4" if render else None,
+            render=out / f"{seq_name}.mp4" if render else None,
             keep_detections=True,
         )
-        write_mot_results(out / "results" / f"{name}.txt", results)
+        write_mot_results(out / "results" / f"{seq_name}.txt", results)
         records = [detections_record(i, det) for i, det in enumerate(detections)]
-        write_json(out / "detections" / f"{name}.json", {"frames": records}, indent=None)
+        write_json(out / "detections" / f"{seq_name}.json", {"frames": records}, indent=None)
         if iou_baseline:
-            iou_keys = ("obj_score_thr", "init_score_thr", "memo_tracklet_frames")
-            iou = build_tracker("iou", {k: settings[k] for k in iou_keys if k in settings})
+            iou = build_tracker("iou", iou_settings(name, settings))
             iou_results = [
                 (frame_number, iou.update(dataclasses.replace(det, embeddings=None), index))
                 for index, ((frame_number, _), det) in enumerate(
                     zip(results, detections, strict=True)
                 )
             ]
-            write_mot_results(out / "iou_results" / f"{name}.txt", iou_results)
-        report[name] = {"frames": len(results), "fps": round(fps, 3)}
+            write_mot_results(out / "iou_results" / f"{seq_name}.txt", iou_results)
+        report[seq_name] = {"frames": len(results), "fps": round(fps, 3)}
     return report
 
 
 def main_val(args: argparse.Namespace) -> int:
     """``qdtrack track-val``."""
-    model, settings = _model_and_tracker_settings(args)
+    model, settings, class_names = _model_and_tracker_settings(args)
     report = track_val_set(
         model,
         settings,
@@ -186,6 +220,7 @@ def main_val(args: argparse.Namespace) -> int:
         args.out_dir,
         render=not args.no_render,
         iou_baseline=not args.no_iou_baseline,
+        class_names=class_names,
     )
     write_json(Path(args.out_dir) / "speed.json", report)
     for name, row in report.items():

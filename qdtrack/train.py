@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import functools
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,17 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from qdtrack.config import QDTrackConfig, TrainConfig, config_from_dict, load_config
-from qdtrack.data.pairs import PairDataset, collate_pairs, crowdhuman_source, mot_source
+from qdtrack.config import (
+    QDTrackConfig,
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    resolve_classes,
+)
+from qdtrack.data.pairs import PairDataset, collate_pairs
+from qdtrack.data.sources import load_source
 from qdtrack.io_utils import atomic_write
+from qdtrack.model.preprocess import NORMALIZATIONS, Normalization
 from qdtrack.model.qdtrack import QDTrack, build_qdtrack
 
 CHECKPOINT_FORMAT = "qdtrack-ops/1"
@@ -58,21 +68,22 @@ def lr_factor(iteration: int, epoch: int, cfg: TrainConfig) -> float:
 # ----------------------------------------------------------------------------- data
 
 
-def build_dataset(cfg: TrainConfig, img_scale: int) -> PairDataset:
+def build_dataset(
+    cfg: TrainConfig, img_scale: int, class_names: Sequence[str] = ("pedestrian",)
+) -> PairDataset:
     """Concatenate the configured sources into one pair dataset."""
     if not cfg.sources:
-        raise ValueError("train.sources is empty: name at least one MOT or CrowdHuman source")
-    sources = []
-    for src in cfg.sources:
-        path = Path(src.path)
-        if not path.exists():
-            raise FileNotFoundError(f"training source not found: {path}")
-        if src.kind == "mot":
-            sources.append(mot_source(path, subset=src.subset))  # type: ignore[arg-type]
-        else:
-            odgt = path if path.is_file() else path / "annotation_train.odgt"
-            sources.append(crowdhuman_source(odgt))
-    return PairDataset(sources, img_scale=img_scale, frame_range=cfg.frame_range, seed=cfg.seed)
+        raise ValueError("train.sources is empty: name at least one training source")
+    sources = [load_source(src, class_names) for src in cfg.sources]
+    return PairDataset(
+        sources,
+        img_scale=img_scale,
+        frame_range=cfg.frame_range,
+        seed=cfg.seed,
+        augment=cfg.augment,  # type: ignore[arg-type]  # checked by config_from_dict
+        lvis_scales=cfg.lvis_scales,
+        oversample_thr=cfg.oversample_thr,
+    )
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -286,7 +297,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _make_loader(dataset: PairDataset, cfg: TrainConfig, info: DistInfo, epoch: int) -> DataLoader:
+def _make_loader(
+    dataset: PairDataset,
+    cfg: TrainConfig,
+    info: DistInfo,
+    epoch: int,
+    normalization: Normalization = NORMALIZATIONS["caffe"],
+) -> DataLoader:
     per_process = max(1, cfg.batch_size // info.world_size)
     sampler: DistributedSampler | RandomSampler
     if info.world_size > 1:
@@ -301,7 +318,7 @@ def _make_loader(dataset: PairDataset, cfg: TrainConfig, info: DistInfo, epoch: 
         batch_size=per_process,
         sampler=sampler,
         num_workers=cfg.num_workers,
-        collate_fn=collate_pairs,
+        collate_fn=functools.partial(collate_pairs, normalization=normalization),
         drop_last=len(dataset) >= per_process,
     )
 
@@ -319,6 +336,7 @@ def run_training(
     Returns:
         The path of the final checkpoint (``out_dir/last.pt``).
     """
+    config = dataclasses.replace(config, model=resolve_classes(config.model))
     cfg = config.train
     torch.set_flush_denormal(True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -328,10 +346,13 @@ def run_training(
         torch.cuda.set_device(dev)
     _seed_everything(cfg.seed)
 
-    dataset = build_dataset(cfg, int(max(config.model.img_scale)))
+    dataset = build_dataset(cfg, int(max(config.model.img_scale)), config.model.class_names())
     model = build_qdtrack(config.model).to(dev)
+    init_weights = init_weights or cfg.load_from
     if init_weights:
         load_initial_weights(model, init_weights)
+    if cfg.freeze_detector:
+        model.freeze_detector()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -353,6 +374,7 @@ def run_training(
             find_unused_parameters=True,
         )
 
+    # The same columns with a frozen detector (its losses are then empty cells: NaN).
     loss_names = [
         "loss_rpn_cls",
         "loss_rpn_bbox",
@@ -365,7 +387,7 @@ def run_training(
     try:
         for epoch in range(start_epoch, cfg.epochs):
             dataset.set_epoch(epoch)
-            loader = _make_loader(dataset, cfg, info, epoch)
+            loader = _make_loader(dataset, cfg, info, epoch, model.detector.normalization)
             start = time.perf_counter()
             try:
                 means, iteration = train_one_epoch(

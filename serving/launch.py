@@ -341,6 +341,7 @@ def sidecar_env_for(repository: Path, model_name: str = "qdtrack") -> dict[str, 
     info = read_metadata(latest_version_dir(repository / model_name))
     env = {
         "SIDECAR_IMG_SCALE": json.dumps(list(info["img_scale"])),
+        "SIDECAR_TRACKER": str(info.get("tracker", "qdtrack")),
         "SIDECAR_TRACKER_SETTINGS": json.dumps(info.get("tracker_config", {})),
     }
     champion = repository / model_name / "champion.json"  # written by `qdtrack deploy`

@@ -85,6 +85,14 @@ def test_config_and_tracker_choice(tmp_path: Path) -> None:
     assert _tracks(out)[3] == {0: 1}  # forgotten after 2 frames: a new id
     assert cli(["associate", "--input", str(inp), "--output", str(out), "--tracker", "iou"]) == 0
     assert _tracks(out)[0] == {0: 0}
+    # a params file's tracker block names its tracker with "type"
+    block = '{"type": "qdtrack", "memo_tracklet_frames": 2}'
+    assert cli(["associate", "--input", str(inp), "--output", str(out), "--config", block]) == 0
+    assert _tracks(out)[3] == {0: 1}
+    tao = '{"type": "tao", "memo_frames": 2}'
+    assert cli(["associate", "--input", str(inp), "--output", str(out), "--config", tao]) == 0
+    clash = ["--config", tao, "--tracker", "qdtrack"]
+    assert cli(["associate", "--input", str(inp), "--output", str(out), *clash]) == 2
 
 
 def test_frame_zero_starts_a_fresh_tracker(tmp_path: Path) -> None:

@@ -22,21 +22,22 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from qdtrack.config import config_from_dict, load_params
+from qdtrack.config import config_from_dict, load_params, resolve_classes
 from qdtrack.data.crowdhuman import read_odgt, to_training_boxes
 from qdtrack.data.mot import half_frames, list_sequences, load_sequence, write_half_split
-from qdtrack.data.pairs import crowdhuman_source, mot_source
+from qdtrack.data.sources import load_source
 from qdtrack.io_utils import read_json, write_json
 
 SOURCES = ("synth", "path")
 VAL_SPLITS = ("full", "half-val")
+FORMATS = ("mot", "tao")
 _IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 
 
@@ -52,12 +53,29 @@ class DataSettings:
     val_seqs: int = 2
     frames: int = 120
     crowdhuman_images: int = 40
+    # Multi-class data: synthetic object classes (1 = people only), the validation format
+    # (mot: MOTChallenge sequences; tao: a TAO annotation file) and, for tao, where the
+    # validation annotations and the images their file_names point into are, relative
+    # to the dataset root.
+    classes: int = 1
+    format: str = "mot"
+    val_annotations: str = "annotations/val.json"
+    images: str = "."
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data.source must be one of {SOURCES}, got {self.source!r}")
         if self.val_split not in VAL_SPLITS:
             raise ValueError(f"data.val_split must be one of {VAL_SPLITS}, got {self.val_split!r}")
+        if self.format not in FORMATS:
+            raise ValueError(f"data.format must be one of {FORMATS}, got {self.format!r}")
+        if self.format == "tao" and self.val_split != "full":
+            raise ValueError("data.format tao evaluates whole videos: use data.val_split full")
+        if self.format == "tao" and self.source == "synth" and self.classes < 2:
+            raise ValueError(
+                "data.format tao with synthetic data needs data.classes >= 2 (the "
+                "multi-class generator writes the TAO and LVIS annotation files)"
+            )
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataSettings:
@@ -152,6 +170,7 @@ def prepare_dataset(settings: DataSettings, out: str | Path) -> dict[str, Any]:
             val_seqs=settings.val_seqs,
             frames=settings.frames,
             crowdhuman_images=settings.crowdhuman_images,
+            num_classes=settings.classes,
         )
         generate(out_dir, config, settings.seed, progress=True)
         synth_manifest: dict[str, Any] = read_json(out_dir / "manifest.json")
@@ -163,6 +182,8 @@ def prepare_dataset(settings: DataSettings, out: str | Path) -> dict[str, Any]:
             f"data.path {root}: no such folder (put MOT17 there, or `dvc pull` it; "
             "see datasets/README.md)"
         )
+    if settings.format == "tao":
+        return _prepare_tao(root, out_dir, settings)
     manifest: dict[str, Any] = {"source": "path", "path": str(root)}
     for split in ("train", "val"):
         if (root / split).is_dir():
@@ -179,6 +200,40 @@ def prepare_dataset(settings: DataSettings, out: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def check_tao_file(annotations: Path, images: Path) -> dict[str, int]:
+    """Parse a TAO annotation file and check every image it lists (first and last decoded)."""
+    from qdtrack.data.tao import read_tao
+
+    dataset = read_tao(annotations)
+    for index, image in enumerate(dataset.images):
+        _check_image(images / image.file_name, decode=index in (0, len(dataset.images) - 1))
+    return {
+        "videos": len(dataset.videos),
+        "images": len(dataset.images),
+        "annotations": len(dataset.annotations),
+        "tracks": len(dataset.tracks),
+        "categories": len(dataset.categories),
+    }
+
+
+def _prepare_tao(root: Path, out_dir: Path, settings: DataSettings) -> dict[str, Any]:
+    """A TAO-style dataset on disk: check the validation file and its images, link it all."""
+    annotations = root / settings.val_annotations
+    if not annotations.is_file():
+        raise FileNotFoundError(
+            f"{annotations}: no such file (data.val_annotations, relative to data.path)"
+        )
+    manifest = {
+        "source": "path",
+        "path": str(root),
+        "format": "tao",
+        "val": check_tao_file(annotations, root / settings.images),
+    }
+    _link_tree(root, out_dir)
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
 # --------------------------------------------------------------------------- convert
 
 
@@ -187,13 +242,61 @@ def _val_sequences(dataset: Path, val_split: str) -> Iterable[Path]:
     return list_sequences(folder)
 
 
+def _convert_tao_val(data_dir: Path, out_dir: Path, settings: DataSettings) -> int:
+    """``val_gt/<file>.json`` (a copy: TrackEval wants one json in the folder) and a
+    ``val.json`` listing each video's annotated frames in order; returns the video count."""
+    from qdtrack.data.tao import read_tao
+
+    annotations = data_dir / settings.val_annotations
+    dataset = read_tao(annotations)
+    (out_dir / "val_gt").mkdir(parents=True)
+    shutil.copy2(annotations, out_dir / "val_gt" / annotations.name)
+    images = data_dir / settings.images
+    videos = [
+        {
+            "id": video.id,
+            "name": video.name,
+            "frames": [
+                {
+                    "image_id": image.id,
+                    "frame_index": image.frame_index,
+                    "path": str(images / image.file_name),
+                }
+                for image in dataset.frames_of(video.id)
+            ],
+        }
+        for video in dataset.videos
+    ]
+    videos = [v for v in videos if v["frames"]]
+    categories = [{"id": c.id, "name": c.name} for c in dataset.categories]
+    write_json(
+        out_dir / "val.json",
+        {"format": "tao", "split": "full", "categories": categories, "videos": videos},
+    )
+    return len(videos)
+
+
 def convert_dataset(
-    dataset: str | Path, out: str | Path, *, val_split: str, train_sources: Iterable[Any]
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    val_split: str,
+    train_sources: Iterable[Any],
+    settings: DataSettings | None = None,
+    class_names: Sequence[str] = ("pedestrian",),
 ) -> dict[str, Any]:
-    """Write ``out/val_gt/``, ``out/val.json`` and ``out/stats.json``; return the stats."""
+    """Write ``out/val_gt/``, ``out/val.json`` and ``out/stats.json``; return the stats.
+
+    With ``settings.format == "tao"`` the validation set is the TAO annotation file
+    ``settings.val_annotations`` instead of MOTChallenge sequences.
+    """
     data_dir, out_dir = Path(dataset), Path(out)
     if out_dir.exists():
         shutil.rmtree(out_dir)
+    if settings is not None and settings.format == "tao":
+        out_dir.mkdir(parents=True)
+        count = _convert_tao_val(data_dir, out_dir, settings)
+        return _write_stats(out_dir, "full", count, train_sources, class_names)
     gt_root = out_dir / "val_gt"
     val_entries = []
     for seq_dir in _val_sequences(data_dir, val_split):
@@ -212,28 +315,32 @@ def convert_dataset(
             {"name": seq_dir.name, "path": str(seq_dir), "start": start, "stop": stop}
         )
     write_json(out_dir / "val.json", {"split": val_split, "sequences": val_entries})
+    return _write_stats(out_dir, val_split, len(val_entries), train_sources, class_names)
 
-    # Load the training sources exactly as training will (ids, subsets, image lists).
+
+def _write_stats(
+    out_dir: Path,
+    val_split: str,
+    val_count: int,
+    train_sources: Iterable[Any],
+    class_names: Sequence[str],
+) -> dict[str, Any]:
+    """Load the training sources exactly as training will and write their counts."""
     sources = []
     for src in train_sources:
-        path = Path(src.path)
-        if not path.exists():
-            raise FileNotFoundError(f"training source not found: {path}")
-        if src.kind == "mot":
-            loaded = mot_source(path, subset=src.subset)
-        else:
-            loaded = crowdhuman_source(path if path.is_file() else path / "annotation_train.odgt")
+        loaded = load_source(src, class_names)
         sources.append(
             {
                 "kind": src.kind,
-                "path": str(path),
+                "path": str(src.path),
                 "subset": src.subset if src.kind == "mot" else None,
                 "videos": len(loaded.videos),
                 "frames": sum(len(v.frames) for v in loaded.videos),
                 "key_frames": len(loaded.keys),
+                "dropped_annotations": int(getattr(loaded, "dropped_annotations", 0)),
             }
         )
-    stats = {"val_split": val_split, "val_sequences": len(val_entries), "train_sources": sources}
+    stats = {"val_split": val_split, "val_sequences": val_count, "train_sources": sources}
     write_json(out_dir / "stats.json", stats)
     return stats
 
@@ -260,7 +367,12 @@ def main_convert(args: argparse.Namespace) -> int:
     settings = DataSettings.from_params(params)
     config = config_from_dict(params, args.config)
     stats = convert_dataset(
-        args.data, args.out, val_split=settings.val_split, train_sources=config.train.sources
+        args.data,
+        args.out,
+        val_split=settings.val_split,
+        train_sources=config.train.sources,
+        settings=settings,
+        class_names=resolve_classes(config.model).class_names(),
     )
     for source in stats["train_sources"]:
         sys.stdout.write(

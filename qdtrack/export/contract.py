@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODEL_NAME = "qdtrack"
-MAX_DETECTIONS = 100  # the reference test_cfg max_per_img
+MAX_DETECTIONS = 100  # the reference (MOT17) test_cfg max_per_img; the fewest rows exported
 #: Triton ``max_batch_size``: 0 = no batch axis, one frame per request (see above).
 MAX_BATCH_SIZE = 0
 
@@ -68,13 +68,24 @@ OUTPUTS = (OUTPUT_BOXES, OUTPUT_SCORES, OUTPUT_LABELS, OUTPUT_EMBEDDINGS, OUTPUT
 NUMPY_DTYPES = {"UINT8": "uint8", "FP32": "float32", "INT64": "int64", "INT32": "int32"}
 
 
-def output_specs(embedding_dim: int) -> tuple[TensorSpec, ...]:
-    """:data:`OUTPUTS` with the embedding width filled in."""
+def export_rows(max_per_img: int) -> int:
+    """Rows of the padded outputs for a box head keeping ``max_per_img`` boxes (TAO: 300)."""
+    return max(MAX_DETECTIONS, int(max_per_img))
+
+
+def output_specs(
+    embedding_dim: int, max_detections: int = MAX_DETECTIONS
+) -> tuple[TensorSpec, ...]:
+    """:data:`OUTPUTS` with the embedding width and the number of rows filled in."""
     if embedding_dim < 1:
         raise ValueError(f"embedding_dim must be positive, got {embedding_dim}")
-    return tuple(
-        TensorSpec(s.name, s.triton_dtype, (MAX_DETECTIONS, embedding_dim))
-        if s.name == OUTPUT_EMBEDDINGS.name
-        else s
-        for s in OUTPUTS
-    )
+    if max_detections < 1:
+        raise ValueError(f"max_detections must be positive, got {max_detections}")
+    out = []
+    for spec in OUTPUTS:
+        if spec.name == OUTPUT_EMBEDDINGS.name:
+            spec = TensorSpec(spec.name, spec.triton_dtype, (max_detections, embedding_dim))
+        elif spec.dims and spec.dims[0] == MAX_DETECTIONS:
+            spec = TensorSpec(spec.name, spec.triton_dtype, (max_detections, *spec.dims[1:]))
+        out.append(spec)
+    return tuple(out)

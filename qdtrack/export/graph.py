@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from qdtrack.export.contract import MAX_DETECTIONS
+from qdtrack.export.contract import export_rows
 from qdtrack.model.preprocess import SIZE_DIVISOR, ImageBatch, normalize_image
 from qdtrack.model.qdtrack import QDTrack
 
@@ -58,32 +58,37 @@ class ExportableQDTrack(nn.Module):
     Args:
         model: the trained network; put in eval mode by :meth:`forward`'s caller.
         max_detections: rows of the padded outputs; at least the box head's
-            ``max_per_img``.
+            ``max_per_img`` (default: :func:`~qdtrack.export.contract.export_rows`).
     """
 
-    def __init__(self, model: QDTrack, *, max_detections: int = MAX_DETECTIONS) -> None:
+    def __init__(self, model: QDTrack, *, max_detections: int | None = None) -> None:
         super().__init__()
         max_per_img = model.detector.roi_heads.max_per_img
+        if max_detections is None:
+            max_detections = export_rows(max_per_img)
         if max_per_img > max_detections:
             raise ValueError(
                 f"the box head keeps up to {max_per_img} detections per image but the "
                 f"exported outputs hold {max_detections} rows"
             )
-        if model.detector.rpn.clip_border or model.detector.roi_heads.clip_border:
-            # Clipping reads the image size as a Python number, which a trace would freeze.
-            raise ValueError("clip_border=True is not supported by the export")
         self.model = model
         self.max_detections = max_detections
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Detections and embeddings of one frame (see the class docstring)."""
-        normalized = pad_to_divisor(normalize_image(image.permute(2, 0, 1)))
+        norm = self.model.detector.normalization
+        normalized = pad_to_divisor(
+            normalize_image(
+                image.permute(2, 0, 1), mean=norm.mean, std=norm.std, to_rgb=norm.to_rgb
+            )
+        )
         height, width = image.shape[0], image.shape[1]
-        # The sizes only matter for clip_border, which the exported models do not use
-        # (``build_qdtrack`` keeps the reference's ``clip_border=False``).
+        # The image size only matters for clip_border (the TAO settings). As a tensor it
+        # stays a graph value (ONNX Shape); Python ints would be frozen into the trace.
+        size = torch._shape_as_tensor(image)
         batch = ImageBatch(
             tensor=normalized[None],
-            image_sizes=[(height, width)],
+            image_sizes=[(size[0], size[1])],  # type: ignore[list-item]
             pad_sizes=[(normalized.shape[1], normalized.shape[2])],
             scale_factors=normalized.new_ones((1, 4)),
             original_sizes=[(height, width)],

@@ -18,6 +18,7 @@ import torch
 
 from qdtrack.export.contract import (
     INPUT_IMAGE,
+    MAX_DETECTIONS,
     OUTPUTS,
     TensorSpec,
     output_specs,
@@ -81,7 +82,7 @@ def export_onnx(
             dynamic_axes={INPUT_IMAGE.name: {0: "height", 1: "width"}},
         )
     graph = onnx.load(str(path))
-    _set_output_shapes(graph, output_specs(embedding_width(model)))
+    _set_output_shapes(graph, output_specs(embedding_width(model), wrapper.max_detections))
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
 
@@ -112,9 +113,12 @@ def onnx_io(path: str | Path) -> dict[str, TensorSpec]:
     return specs
 
 
-def check_onnx_io(path: str | Path, embedding_dim: int) -> None:
+def check_onnx_io(
+    path: str | Path, embedding_dim: int, max_detections: int = MAX_DETECTIONS
+) -> None:
     """Raise ``ValueError`` unless the file's inputs and outputs are exactly the contract's."""
-    expected = {spec.name: spec for spec in (INPUT_IMAGE, *output_specs(embedding_dim))}
+    specs = output_specs(embedding_dim, max_detections)
+    expected = {spec.name: spec for spec in (INPUT_IMAGE, *specs)}
     actual = onnx_io(path)
     if actual != expected:
         raise ValueError(f"{path}: graph IO {list(actual.values())} is not the contract")

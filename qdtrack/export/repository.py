@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from qdtrack.config import tracker_spec
 from qdtrack.export.contract import (
-    MAX_DETECTIONS,
     METADATA_FILENAME,
     MODEL_NAME,
     ONNX_FILENAME,
     PLAN_FILENAME,
+    export_rows,
 )
 from qdtrack.export.onnx_export import (
     OPSET,
@@ -220,10 +221,12 @@ def _metadata(
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": sha256,
         "model_config": config.to_dict()["model"],
-        "tracker_config": config.to_dict()["tracker"],
+        "tracker": tracker_spec(config.tracker)[0],
+        "tracker_config": tracker_spec(config.tracker)[1],
+        "class_names": list(config.model.class_names()),
         "img_scale": img_scale,
         "embedding_dim": embedding_width(model),
-        "max_detections": MAX_DETECTIONS,
+        "max_detections": export_rows(model.detector.roi_heads.max_per_img),
         "opset": OPSET,
         "torch_version": torch.__version__,
     }
@@ -291,12 +294,13 @@ def export_repository(
     try:
         onnx_path = staging / ONNX_FILENAME
         export_onnx(model, onnx_path, img_scale=img_scale)
-        check_onnx_io(onnx_path, metadata["embedding_dim"])
+        check_onnx_io(onnx_path, metadata["embedding_dim"], metadata["max_detections"])
         metadata["parity"] = check_parity(model, onnx_path, img_scale)
         config_text = render_config(
             name=model_name,
             platform=metadata["platform"],
             embedding_dim=metadata["embedding_dim"],
+            max_detections=metadata["max_detections"],
             instance_kind=kind,
             instance_count=instance_count,
             model_version=metadata["model_version"],

@@ -16,6 +16,7 @@ from tritonclient.grpc import model_config_pb2
 from qdtrack.export.contract import (
     INPUTS,
     MAX_BATCH_SIZE,
+    MAX_DETECTIONS,
     MODEL_VERSION_PARAMETER,
     TensorSpec,
     output_specs,
@@ -66,6 +67,7 @@ def render_config(
     name: str,
     platform: str,
     embedding_dim: int,
+    max_detections: int = MAX_DETECTIONS,
     instance_kind: str = "KIND_CPU",
     instance_count: int = 1,
     model_version: str,
@@ -79,6 +81,7 @@ def render_config(
         name: Triton model name (the model folder's name).
         platform: ``"onnxruntime_onnx"`` or ``"tensorrt_plan"``.
         embedding_dim: width of the ``embeddings`` output.
+        max_detections: rows of the padded outputs.
         instance_kind: ``"KIND_CPU"`` or ``"KIND_GPU"``.
         instance_count: model instances (per GPU for ``KIND_GPU``).
         model_version: the export's version string, stored as a model parameter.
@@ -116,7 +119,7 @@ def render_config(
     text += "# The resized uint8 BGR frame; normalisation and padding happen in the graph.\n"
     text += f"input {_tensor_block(INPUTS)}\n"
     text += "# Padded to a fixed number of rows; num_detections says how many are real.\n"
-    text += f"output {_tensor_block(output_specs(embedding_dim))}\n"
+    text += f"output {_tensor_block(output_specs(embedding_dim, max_detections))}\n"
     text += (
         f"instance_group [\n  {{\n    count: {instance_count}\n    kind: {instance_kind}\n  }}\n]\n"
     )

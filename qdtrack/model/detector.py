@@ -19,7 +19,13 @@ from torch import Tensor, nn
 
 from qdtrack.model.anchors import AnchorGenerator
 from qdtrack.model.backbone import BackboneStyle, build_backbone
-from qdtrack.model.preprocess import DEFAULT_IMG_SCALE, ImageBatch, preprocess_frames
+from qdtrack.model.preprocess import (
+    DEFAULT_IMG_SCALE,
+    NORMALIZATIONS,
+    ImageBatch,
+    Normalization,
+    preprocess_frames,
+)
 from qdtrack.model.roi_heads import DetectionResult, RoIHeads
 from qdtrack.model.rpn import RegionProposalNetwork
 from qdtrack.structures import Detections
@@ -101,6 +107,8 @@ class QDTrackDetector(nn.Module):
         rpn: region proposal network.
         roi_heads: box head.
         img_scale: resize limits used by :meth:`preprocess`.
+        normalization: how :meth:`preprocess` (and training batches) normalise images
+            (reference: caffe, BGR mean, std 1).
     """
 
     def __init__(
@@ -110,16 +118,21 @@ class QDTrackDetector(nn.Module):
         rpn: RegionProposalNetwork,
         roi_heads: RoIHeads,
         img_scale: tuple[int, int] = DEFAULT_IMG_SCALE,
+        normalization: Normalization = NORMALIZATIONS["caffe"],
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.rpn = rpn
         self.roi_heads = roi_heads
         self.img_scale = img_scale
+        self.normalization = normalization
 
     def preprocess(self, frames_bgr: Sequence[npt.NDArray[np.uint8]]) -> ImageBatch:
         """Reference test resize + normalise + pad of raw uint8 BGR frames."""
-        return preprocess_frames(frames_bgr, img_scale=self.img_scale)
+        norm = self.normalization
+        return preprocess_frames(
+            frames_bgr, img_scale=self.img_scale, mean=norm.mean, std=norm.std, to_rgb=norm.to_rgb
+        )
 
     def extract_features(self, images: Tensor) -> list[Tensor]:
         """P2..P6 of a (B, 3, H, W) batch, strides 4..64, each (B, 256, H/s, W/s)."""
@@ -205,6 +218,10 @@ def build_detector(
     roi_align_aligned: bool = True,
     sampling_ratio: int = 0,
     nms_in_original_frame: bool = True,
+    score_thr: float = 0.05,
+    nms_iou_thr: float = 0.5,
+    max_per_img: int = 100,
+    normalization: str = "caffe",
 ) -> QDTrackDetector:
     """Build the reference detector; every non-torchvision behaviour is an option.
 
@@ -224,6 +241,11 @@ def build_detector(
         roi_align_aligned: half-pixel RoIAlign (reference ``True``).
         sampling_ratio: RoIAlign sampling ratio (reference 0 = adaptive).
         nms_in_original_frame: rescale boxes before the final NMS (reference ``True``).
+        score_thr: test score threshold (MOT17 0.05; TAO 1e-4).
+        nms_iou_thr: test class-wise NMS IoU (0.5).
+        max_per_img: test detections per image (MOT17 100; TAO 300).
+        normalization: a key of :data:`~qdtrack.model.preprocess.NORMALIZATIONS`
+            (``caffe``, the reference; ``pytorch`` for torchvision ImageNet weights).
 
     Returns:
         A :class:`QDTrackDetector` in train mode.
@@ -251,5 +273,18 @@ def build_detector(
         clip_border=clip_border,
         clamp_dwh_both_sides=clamp_dwh_both_sides,
         nms_in_original_frame=nms_in_original_frame,
+        score_thr=score_thr,
+        nms_iou_thr=nms_iou_thr,
+        max_per_img=max_per_img,
     )
-    return QDTrackDetector(backbone=backbone, rpn=rpn, roi_heads=roi_heads, img_scale=img_scale)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"normalization must be one of {sorted(NORMALIZATIONS)}, got {normalization!r}"
+        )
+    return QDTrackDetector(
+        backbone=backbone,
+        rpn=rpn,
+        roi_heads=roi_heads,
+        img_scale=img_scale,
+        normalization=NORMALIZATIONS[normalization],
+    )

@@ -31,6 +31,30 @@ SIZE_DIVISOR = 32
 
 
 @dataclass(frozen=True)
+class Normalization:
+    """How a 0-255 BGR image becomes the network input.
+
+    Attributes:
+        mean: per-channel mean, in the channel order of the output.
+        std: per-channel std, same order.
+        to_rgb: reverse the channels (BGR -> RGB) before normalising.
+    """
+
+    mean: tuple[float, float, float] = BGR_MEAN
+    std: tuple[float, float, float] = BGR_STD
+    to_rgb: bool = False
+
+
+#: ``model.normalization`` values: ``caffe`` (the MOT17 reference, caffe-style backbones)
+#: and ``pytorch`` (torchvision ImageNet weights; mmtracking's LVIS/TAO R-101 configs:
+#: RGB, mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375)).
+NORMALIZATIONS: dict[str, Normalization] = {
+    "caffe": Normalization(),
+    "pytorch": Normalization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), True),
+}
+
+
+@dataclass(frozen=True)
 class ImageBatch:
     """A padded batch of normalised images and the geometry needed to undo the resize.
 
@@ -70,13 +94,15 @@ def normalize_image(
     *,
     mean: Sequence[float] = BGR_MEAN,
     std: Sequence[float] = BGR_STD,
+    to_rgb: bool = False,
 ) -> Tensor:
-    """Subtract the per-channel mean and divide by std, channels in B, G, R order.
+    """Subtract the per-channel mean and divide by std (B, G, R order unless ``to_rgb``).
 
     Args:
         image_bgr: (3, H, W) float or uint8 tensor on the 0-255 scale, BGR.
-        mean: per-channel mean in the tensor's channel order.
+        mean: per-channel mean in the output's channel order.
         std: per-channel std.
+        to_rgb: reverse the channels first.
 
     Returns:
         (3, H, W) float32 tensor.
@@ -84,6 +110,8 @@ def normalize_image(
     if image_bgr.ndim != 3 or image_bgr.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) image, got shape {tuple(image_bgr.shape)}")
     image = image_bgr.to(torch.float32)
+    if to_rgb:
+        image = image.flip(0)
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=image.device).view(3, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=image.device).view(3, 1, 1)
     return (image - mean_t) / std_t
@@ -101,6 +129,7 @@ def batch_images(
     mean: Sequence[float] = BGR_MEAN,
     std: Sequence[float] = BGR_STD,
     size_divisor: int = SIZE_DIVISOR,
+    to_rgb: bool = False,
 ) -> ImageBatch:
     """Normalise already-resized images, pad them with zeros and stack them.
 
@@ -116,13 +145,14 @@ def batch_images(
         mean: per-channel mean (B, G, R).
         std: per-channel std.
         size_divisor: each side is padded up to a multiple of this.
+        to_rgb: reverse the channels before normalising (``mean``/``std`` then R, G, B).
 
     Returns:
         The :class:`ImageBatch`.
     """
     if len(images_bgr) == 0:
         raise ValueError("batch_images needs at least one image")
-    normalized = [normalize_image(img, mean=mean, std=std) for img in images_bgr]
+    normalized = [normalize_image(img, mean=mean, std=std, to_rgb=to_rgb) for img in images_bgr]
     image_sizes = [(int(img.shape[1]), int(img.shape[2])) for img in normalized]
     pad_sizes = [(_round_up(h, size_divisor), _round_up(w, size_divisor)) for h, w in image_sizes]
     batch_h = max(h for h, _ in pad_sizes)
@@ -155,6 +185,7 @@ def preprocess_frames(
     mean: Sequence[float] = BGR_MEAN,
     std: Sequence[float] = BGR_STD,
     size_divisor: int = SIZE_DIVISOR,
+    to_rgb: bool = False,
 ) -> ImageBatch:
     """The reference test pipeline on raw frames: resize, normalise, pad, batch.
 
@@ -165,6 +196,7 @@ def preprocess_frames(
         mean: per-channel mean (B, G, R).
         std: per-channel std.
         size_divisor: padding multiple.
+        to_rgb: reverse the channels before normalising.
 
     Returns:
         The :class:`ImageBatch` ready for the detector.
@@ -184,4 +216,5 @@ def preprocess_frames(
         mean=mean,
         std=std,
         size_divisor=size_divisor,
+        to_rgb=to_rgb,
     )

@@ -41,6 +41,25 @@ class QDTrack(nn.Module):
         super().__init__()
         self.detector = detector
         self.track_head = track_head
+        self.detector_frozen = False
+
+    def freeze_detector(self) -> None:
+        """Train the track head only (mmtracking ``freeze_detector``, the TAO fine-tuning).
+
+        The detector's parameters stop requiring gradients and it stays in eval mode;
+        :meth:`forward_train` then returns the track losses only.
+        """
+        self.detector_frozen = True
+        for parameter in self.detector.parameters():
+            parameter.requires_grad_(False)
+        self.detector.eval()
+
+    def train(self, mode: bool = True) -> QDTrack:
+        """As ``nn.Module.train``, but a frozen detector stays in eval mode."""
+        super().train(mode)
+        if self.detector_frozen:
+            self.detector.eval()
+        return self
 
     def forward_train(
         self, batch: TrainBatch, generator: torch.Generator | None = None
@@ -50,7 +69,25 @@ class QDTrack(nn.Module):
         1. key frames: backbone + FPN, RPN loss and training proposals, box-head loss;
         2. reference frames: backbone + FPN (with gradient), proposals with the test setting;
         3. track head on (key proposals, key gts) and (ref proposals, ref gts).
+
+        With a frozen detector (:meth:`freeze_detector`) both frames take test-setting
+        proposals without gradient and only the track losses are returned.
         """
+        if self.detector_frozen:
+            with torch.no_grad():
+                key_features, key_proposals = self.detector.propose(batch.key_images)
+                ref_features, ref_proposals = self.detector.propose(batch.ref_images)
+            return self.track_head.forward_train(
+                key_features,
+                ref_features,
+                key_proposals,
+                ref_proposals,
+                batch.key_boxes_xyxy,
+                batch.ref_boxes_xyxy,
+                batch.key_instance_ids,
+                batch.ref_instance_ids,
+                generator,
+            )
         targets = [
             {"boxes": boxes, "labels": labels}
             for boxes, labels in zip(batch.key_boxes_xyxy, batch.key_labels, strict=True)
@@ -120,6 +157,11 @@ def build_qdtrack(config: ModelConfig | None = None) -> QDTrack:
         img_scale=(int(cfg.img_scale[0]), int(cfg.img_scale[1])),
         representation_size=cfg.representation_size,
         sampling_ratio=cfg.roi_sampling_ratio,
+        clip_border=cfg.clip_border,
+        score_thr=cfg.score_thr,
+        nms_iou_thr=cfg.nms_iou_thr,
+        max_per_img=cfg.max_per_img,
+        normalization=cfg.normalization,
     )
     roi_extractor = MultiLevelRoIExtractor(sampling_ratio=cfg.roi_sampling_ratio)
     embed_head = QuasiDenseEmbedHead(
@@ -129,5 +171,7 @@ def build_qdtrack(config: ModelConfig | None = None) -> QDTrack:
         fc_channels=cfg.embed_fc_channels,
         embed_channels=cfg.embed_channels,
     )
-    track_head = QuasiDenseTrackHead(roi_extractor=roi_extractor, embed_head=embed_head)
+    track_head = QuasiDenseTrackHead(
+        roi_extractor=roi_extractor, embed_head=embed_head, neg_iou_thr=cfg.track_neg_iou_thr
+    )
     return QDTrack(detector=detector, track_head=track_head)

@@ -96,12 +96,15 @@ def decode_deltas(
     return torch.cat([gxy - 0.5 * gwh, gxy + 0.5 * gwh], dim=-1).reshape(num, width)
 
 
-def clip_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
-    """Clip (N, 4k) xyxy boxes to an (h, w) image (torchvision behaviour, off by default)."""
-    height, width = image_size
+def clip_boxes(boxes: Tensor, image_size: tuple[int, int] | tuple[Tensor, Tensor]) -> Tensor:
+    """Clip (N, 4k) xyxy boxes to an (h, w) image (torchvision behaviour, off by default).
+
+    The size may be two 0-d tensors (the ONNX export keeps it a graph value that way).
+    """
+    height, width = (torch.as_tensor(v, dtype=boxes.dtype, device=boxes.device) for v in image_size)
     shaped = boxes.reshape(boxes.shape[0], boxes.shape[1] // 4, 4)
-    x = shaped[..., 0::2].clamp(0, width)
-    y = shaped[..., 1::2].clamp(0, height)
+    x = torch.minimum(shaped[..., 0::2].clamp(min=0), width)
+    y = torch.minimum(shaped[..., 1::2].clamp(min=0), height)
     return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1).reshape(boxes.shape)
 
 

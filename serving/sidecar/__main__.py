@@ -44,6 +44,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             info = json.load(f)
         if "img_scale" in info:
             overrides["img_scale"] = tuple(info["img_scale"])
+        if "tracker" in info:
+            overrides["tracker"] = info["tracker"]
         if "tracker_config" in info:
             overrides["tracker_settings"] = info["tracker_config"]
     if args.triton_url:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qdtrack.config import QDTrackConfig
+from qdtrack.config import QDTrackConfig, load_config
 from qdtrack.export.contract import INPUT_IMAGE, MAX_DETECTIONS, output_specs
 from qdtrack.export.onnx_export import export_onnx, onnx_io
 from qdtrack.export.parity import BOX_RTOL, compare_detections
@@ -145,3 +145,35 @@ def test_compare_detections_pairs_by_box_not_by_order() -> None:
     relabelled = Detections(boxes, eager.scores, np.array([0, 1, 0]))
     assert compare_detections(relabelled, eager).unmatched == 2
     assert compare_detections(eager.select([0, 1]), eager).unmatched == 1
+
+
+def test_tao_settings_parity(tmp_path: Path) -> None:
+    """The TAO detector settings (spec d.3) export too: 300 rows, boxes clipped to the frame
+    size of each request (not of the traced sample), RGB ImageNet normalisation."""
+    cpu = load_config(Path(__file__).parents[2] / "params.yaml")  # enough boxes survive NMS
+    tao = dataclasses.replace(
+        cpu.model,
+        score_thr=1e-4,
+        max_per_img=300,
+        clip_border=True,
+        normalization="pytorch",
+        style="pytorch",
+    )
+    model = detecting_model(dataclasses.replace(cpu, model=tao))
+    path = tmp_path / "tao.onnx"
+    export_onnx(model, path, img_scale=model.detector.img_scale)
+    width = model.track_head.embed_head.fc_embed.out_features
+    assert onnx_io(path)["boxes"].dims == (300, 4)
+    assert onnx_io(path) == {spec.name: spec for spec in (INPUT_IMAGE, *output_specs(width, 300))}
+    detector = OnnxDetector(path, img_scale=model.detector.img_scale)
+    frames = _frames()
+    for name in ("noise 384x224 (synthetic frame size)", "noise portrait 300x500"):
+        frame = frames[name]
+        (eager,) = model.predict([frame])
+        assert len(eager) > 100, "300-row outputs need more than the MOT17 100 boxes"
+        height, width_px = frame.shape[:2]
+        boxes = eager.boxes_xyxy
+        assert boxes.min() >= 0 and (boxes[:, 2] <= width_px + 1e-3).all()
+        assert (boxes[:, 3] <= height + 1e-3).all()
+        assert np.isclose(boxes[:, 2], width_px, atol=1e-2).any(), "no box was clipped"
+        assert_same_detections(detector.predict([frame])[0], eager)

@@ -2,7 +2,8 @@
 
 KFP conditions can only read parameters, not artifact metadata (kubeflow/pipelines#7250),
 so ``log_metrics`` turns the summary JSON into scalar outputs (``hota``, ``mota``,
-``idf1``) and also logs them as ``Metrics`` for the run's UI.
+``idf1``; ``track_ap``, ``box_ap`` for TAO) and also logs them as ``Metrics`` for the
+run's UI.
 """
 
 from typing import NamedTuple
@@ -54,9 +55,14 @@ def evaluate(
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def log_metrics(summary: Input[Artifact], ui_metrics: Output[Metrics]) -> NamedTuple(  # type: ignore[valid-type]
-    "HeadlineMetrics", [("hota", float), ("mota", float), ("idf1", float)]
+    "HeadlineMetrics",
+    [("hota", float), ("mota", float), ("idf1", float), ("track_ap", float), ("box_ap", float)],
 ):
-    """Read the summary JSON; return HOTA/MOTA/IDF1 and log every number for the UI."""
+    """Read the summary JSON; return the headline numbers and log every number for the UI.
+
+    MOTChallenge benchmarks report HOTA/MOTA/IDF1, TAO reports TrackAP/BoxAP; a number
+    the benchmark does not report is returned as -1.
+    """
     import json
     from collections import namedtuple
 
@@ -65,5 +71,10 @@ def log_metrics(summary: Input[Artifact], ui_metrics: Output[Metrics]) -> NamedT
     for name, value in values.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             ui_metrics.log_metric(name, float(value))
-    HeadlineMetrics = namedtuple("HeadlineMetrics", ["hota", "mota", "idf1"])
-    return HeadlineMetrics(float(values["HOTA"]), float(values["MOTA"]), float(values["IDF1"]))
+
+    def number(key: str) -> float:
+        value = values.get(key)
+        return float(value) if isinstance(value, int | float) else -1.0
+
+    HeadlineMetrics = namedtuple("HeadlineMetrics", ["hota", "mota", "idf1", "track_ap", "box_ap"])
+    return HeadlineMetrics(*(number(k) for k in ("HOTA", "MOTA", "IDF1", "TrackAP", "BoxAP")))

@@ -48,10 +48,12 @@ def convert_data_local(
     import tempfile
     from pathlib import Path
 
-    from qdtrack.config import config_from_dict, load_params
+    from qdtrack.config import config_from_dict, load_params, resolve_classes
     from qdtrack.data.prepare import DataSettings, convert_dataset
 
     params = load_params(config, overrides)
+    settings = DataSettings.from_params(params)
+    cfg = config_from_dict(params, config)
     work = Path(tempfile.mkdtemp(prefix="qdtrack-convert-"))
     (work / "data").mkdir()
     (work / "data" / "dataset").symlink_to(dataset.path)
@@ -59,8 +61,10 @@ def convert_data_local(
     convert_dataset(
         "data/dataset",
         converted.path,
-        val_split=DataSettings.from_params(params).val_split,
-        train_sources=config_from_dict(params, config).train.sources,
+        val_split=settings.val_split,
+        train_sources=cfg.train.sources,
+        settings=settings,
+        class_names=resolve_classes(cfg.model).class_names(),
     )
 
 
@@ -117,7 +121,9 @@ def track_val_local(
     (work / "data" / "converted").symlink_to(converted.path)
     os.chdir(work)
     manifest = read_json("data/converted/val.json")
-    report = track_val_set(net, settings, manifest, tracks.path, render=render)
+    report = track_val_set(
+        net, settings, manifest, tracks.path, render=render, class_names=cfg.model.class_names()
+    )
     write_json(Path(tracks.path) / "speed.json", report)
 
 
@@ -133,6 +139,7 @@ def evaluate_local(
     from pathlib import Path
 
     from qdtrack.evaluate import evaluate_mot, summary_metrics, write_per_sequence_csv
+    from qdtrack.evaluate_tao import TAO_BENCHMARK, evaluate_tao
     from qdtrack.io_utils import read_json, write_json
 
     gt = Path(converted.path) / "val_gt"
@@ -142,7 +149,10 @@ def evaluate_local(
         ("results", "qdtrack", summary.path),
         ("iou_results", "iou", out / "iou_same_detections.json"),
     ):
-        scored = evaluate_mot(gt, Path(tracks.path) / results, benchmark=benchmark, split=split)
+        if benchmark == TAO_BENCHMARK:
+            scored = evaluate_tao(gt, Path(tracks.path) / results)
+        else:
+            scored = evaluate_mot(gt, Path(tracks.path) / results, benchmark=benchmark, split=split)
         write_json(out / f"{name}.json", scored)
         write_json(summary_path, summary_metrics(scored))
         write_per_sequence_csv(out / f"per_sequence_{name}.csv", scored)

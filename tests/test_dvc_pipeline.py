@@ -2,10 +2,15 @@
 
 Runs ``dvc repro`` of the project's own ``dvc.yaml`` in a scratch git repository with a
 tiny configuration (one short synthetic sequence per split, a few training iterations).
+The same pipeline also accepts the multi-class TAO configuration
+(``configs/cpu_tao_synth.yaml`` as ``params.yaml``): multi-class synthetic data, TAO + LVIS
+training sources, the TAO tracker, Track AP / box AP evaluation, the gate on those metrics,
+and the export of a 300-detection, box-clipping model.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from qdtrack.export.triton_config import parse_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -137,3 +144,100 @@ def test_experiment_and_remote_round_trip(project: Path, tmp_path: Path) -> None
     assert (project / "data" / "dataset" / "train").is_dir()
     status = _run(project, "dvc", "status").stdout
     assert "up to date" in status
+
+
+TINY_TAO = {
+    "data": {"frames": 10, "train_seqs": 1, "val_seqs": 1, "crowdhuman_images": 3},
+    "model": {
+        "fpn_channels": 32,
+        "representation_size": 64,
+        "roi_sampling_ratio": 2,
+        "embed_conv_channels": 32,
+        "embed_num_convs": 1,
+        "embed_fc_channels": 64,
+        "embed_channels": 32,
+    },
+    "train": {
+        "epochs": 1,
+        "batch_size": 2,
+        "lr_steps": [10],
+        "warmup_iters": 1,
+        "num_workers": 0,
+        "max_iters_per_epoch": 2,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def tao_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    repo = tmp_path_factory.mktemp("dvc_tao") / "project"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy2(REPO_ROOT / name, repo / name)
+    shutil.copy2(REPO_ROOT / "configs" / "cpu_tao_synth.yaml", repo / "params.yaml")
+    shutil.copytree(
+        REPO_ROOT / "qdtrack", repo / "qdtrack", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("datasets/README.md", "model_repository/README.md", "model_repository/.gitignore"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, repo / name)
+    _set_params(repo, TINY_TAO)
+    _set_params(repo, {"gate": {"criteria": "TrackAP>=0,BoxAP>=0"}})
+    _run(repo, "git", "init", "-q")
+    _run(repo, "dvc", "init", "-q")
+    _run(repo, "dvc", "config", "core.analytics", "false")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-q", "-m", "init")
+    yield repo
+
+
+def test_tao_configuration_runs_end_to_end(tao_project: Path) -> None:
+    params = yaml.safe_load((tao_project / "params.yaml").read_text())
+    assert params["tracker"]["type"] == "tao" and params["evaluate"]["benchmark"] == "TAO"
+    done = _run(tao_project, "dvc", "repro")
+    for stage in ("data", "convert", "train", "track", "evaluate", "gate", "export"):
+        assert f"Running stage '{stage}'" in done.stdout, done.stdout
+
+    # multi-class data in TAO / LVIS format, both sources loaded with labels
+    stats = json.loads((tao_project / "data" / "converted" / "stats.json").read_text())
+    assert [s["kind"] for s in stats["train_sources"]] == ["tao", "lvis"]
+    val = json.loads((tao_project / "data" / "converted" / "val.json").read_text())
+    assert val["format"] == "tao" and [c["name"] for c in val["categories"]] == [
+        "person",
+        "car",
+        "dog",
+    ]
+    # tracks in TAO result format with the gt's category ids; metrics from TrackEval + COCO
+    tracks = json.loads((tao_project / "runs" / "track" / "results" / "tracks.json").read_text())
+    assert tracks and {r["category_id"] for r in tracks} <= {1, 2, 3}
+    metrics = json.loads((tao_project / "metrics" / "qdtrack.json").read_text())
+    assert set(metrics) >= {"TrackAP", "TrackAP50", "TrackAP75", "BoxAP", "BoxAP50"}
+    baseline = json.loads((tao_project / "metrics" / "iou_same_detections.json").read_text())
+    assert "TrackAP" in baseline
+    decision = json.loads((tao_project / "runs" / "gate" / "decision.json").read_text())
+    assert decision["passed"] is True
+    # the exported model keeps the TAO settings: 300 rows, classes and tracker carried along
+    export = json.loads(
+        (tao_project / "runs" / "export" / "qdtrack" / "1" / "export.json").read_text()
+    )
+    assert export["max_detections"] == 300 and export["tracker"] == "tao"
+    assert export["class_names"] == ["person", "car", "dog"]
+    pbtxt = (tao_project / "runs" / "export" / "qdtrack" / "config.pbtxt").read_text()
+    outputs = {o.name: tuple(o.dims) for o in parse_config(pbtxt).output}
+    assert outputs["boxes"] == (300, 4) and outputs["labels"] == (300,)
+
+    shown = _run(tao_project, "dvc", "metrics", "show").stdout
+    assert "TrackAP" in shown and "BoxAP" in shown
+    _run(tao_project, "dvc", "plots", "show", "-o", "plots_html")
+    html = (tao_project / "plots_html" / "index.html").read_text()
+    assert "Track AP per class" in html
+
+
+def test_tao_gate_blocks_on_track_ap(tao_project: Path) -> None:
+    if not (tao_project / "dvc.lock").is_file():
+        pytest.skip("needs the repro of the previous test")
+    _set_params(tao_project, {"gate": {"criteria": "TrackAP>=101"}})
+    failed = _run(tao_project, "dvc", "repro", check=False)
+    assert failed.returncode != 0
+    assert "fails TrackAP >= 101" in failed.stderr
+    assert "Running stage 'train'" not in failed.stdout  # only the gate re-ran

@@ -95,3 +95,52 @@ def test_decisions_record_both_metric_sets(two_runs: dict[str, Any]) -> None:
     assert passed["passed"] and passed["champion"] is None
     assert not blocked["passed"] and blocked["champion"] == two_runs["champion"]["metrics"]
     assert blocked["candidate"]["MOTA"] < blocked["champion"]["MOTA"] - 1
+
+
+# The multi-class TAO configuration with tiny sizes (the same overrides a user passes with
+# `--set` or the pipeline's `overrides` parameter).
+TAO_OVERRIDES = [
+    "data.frames=10",
+    "data.train_seqs=1",
+    "data.val_seqs=1",
+    "data.crowdhuman_images=3",
+    "model.fpn_channels=32",
+    "model.representation_size=64",
+    "model.embed_conv_channels=32",
+    "model.embed_num_convs=1",
+    "model.embed_fc_channels=64",
+    "model.embed_channels=32",
+    "train.epochs=1",
+    "train.batch_size=2",
+    "train.num_workers=0",
+    "train.max_iters_per_epoch=2",
+]
+
+
+def test_pipeline_accepts_the_tao_configuration(tmp_path: Path) -> None:
+    """configs/cpu_tao_synth.yaml through the same graph: multi-class data, the TAO
+    tracker, Track AP / box AP, the gate on Track AP, export and deploy."""
+    from kfp import local
+
+    from pipelines.local import local_pipeline
+
+    repo_root = Path(__file__).resolve().parents[2]
+    repository = tmp_path / "model_repository"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "runs"))
+    message = local_pipeline(
+        config=str(repo_root / "configs" / "cpu_tao_synth.yaml"),
+        overrides=TAO_OVERRIDES,
+        model_repository=str(repository),
+        benchmark="TAO",
+        gate_criteria="TrackAP>=0,BoxAP>=0",
+        gate_max_drop="TrackAP=1",
+        model_name="qdtrack_tao",
+        export_format="onnx",
+    ).output
+    assert message.startswith("deployed qdtrack_tao version 1"), message
+    champion = json.loads((repository / "qdtrack_tao" / "champion.json").read_text())
+    assert set(champion["metrics"]) >= {"TrackAP", "TrackAP50", "TrackAP75", "BoxAP"}
+    export = json.loads((repository / "qdtrack_tao" / "1" / "export.json").read_text())
+    assert export["tracker"] == "tao" and export["class_names"] == ["person", "car", "dog"]
+    tracks = sorted((tmp_path / "runs").glob("*/track-val-local/tracks/results/tracks.json"))
+    assert tracks and {r["category_id"] for r in json.loads(tracks[0].read_text())} <= {1, 2, 3}

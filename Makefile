@@ -45,9 +45,10 @@ bench: setup  ## fast benchmarks (minutes): print tables, write benchmarks/resul
 	$(BIN)/python benchmarks/bench_model_speed.py
 	$(BIN)/python benchmarks/bench_export.py
 
-bench-quality: setup  ## training-quality benchmarks (about 15 + 35 minutes on 2 cores)
+bench-quality: setup  ## training-quality benchmarks (about 15 + 35 + 15 minutes on 2 cores)
 	$(BIN)/python benchmarks/bench_synthetic.py
 	$(BIN)/python benchmarks/bench_pets09.py
+	$(BIN)/python benchmarks/bench_tao_synth.py
 
 # Publish the gated export into the local Triton model repository (params.yaml deploy block).
 deploy: setup  ## after `make run`: publish runs/export as the next model version (gate must have passed)

@@ -68,27 +68,34 @@ def _set_params(repo: Path, updates: dict[str, dict[str, object]]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A git + DVC checkout of the pipeline definition with the tiny parameters."""
-    repo = tmp_path_factory.mktemp("dvc") / "project"
+def _checkout(root: Path, params: Path, updates: list[dict[str, dict[str, object]]]) -> Path:
+    """A git + DVC checkout of the pipeline definition with ``params`` as ``params.yaml``."""
+    repo = root / "project"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("dvc.yaml", ".gitignore"):
         shutil.copy2(REPO_ROOT / name, repo / name)
+    shutil.copy2(params, repo / "params.yaml")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO_ROOT / "qdtrack", repo / "qdtrack", ignore=ignore)
     # only the committed placeholders: a local `make deploy` must not become the champion
     for name in ("datasets/README.md", "model_repository/README.md", "model_repository/.gitignore"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, repo / name)
-    _set_params(repo, TINY)
-    _set_params(repo, {"gate": {"criteria": "HOTA>=101"}})  # unreachable: the gate must block
+    for update in updates:
+        _set_params(repo, update)
     _run(repo, "git", "init", "-q")
     _run(repo, "dvc", "init", "-q")
     _run(repo, "dvc", "config", "core.analytics", "false")
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-q", "-m", "init")
-    yield repo
+    return repo
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The main job's checkout with the tiny parameters."""
+    unreachable = {"gate": {"criteria": "HOTA>=101"}}  # the gate must block
+    yield _checkout(tmp_path_factory.mktemp("dvc"), REPO_ROOT / "params.yaml", [TINY, unreachable])
 
 
 def test_gate_blocks_then_rerun_resumes_from_cached_stages(project: Path) -> None:
@@ -170,25 +177,10 @@ TINY_TAO = {
 
 @pytest.fixture(scope="module")
 def tao_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    repo = tmp_path_factory.mktemp("dvc_tao") / "project"
-    repo.mkdir()
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy2(REPO_ROOT / name, repo / name)
-    shutil.copy2(REPO_ROOT / "configs" / "cpu_tao_synth.yaml", repo / "params.yaml")
-    shutil.copytree(
-        REPO_ROOT / "qdtrack", repo / "qdtrack", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("datasets/README.md", "model_repository/README.md", "model_repository/.gitignore"):
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, repo / name)
-    _set_params(repo, TINY_TAO)
-    _set_params(repo, {"gate": {"criteria": "TrackAP>=0,BoxAP>=0"}})
-    _run(repo, "git", "init", "-q")
-    _run(repo, "dvc", "init", "-q")
-    _run(repo, "dvc", "config", "core.analytics", "false")
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-q", "-m", "init")
-    yield repo
+    """The same pipeline with ``configs/cpu_tao_synth.yaml`` as ``params.yaml``."""
+    gate = {"gate": {"criteria": "TrackAP>=0,BoxAP>=0"}}
+    config = REPO_ROOT / "configs" / "cpu_tao_synth.yaml"
+    yield _checkout(tmp_path_factory.mktemp("dvc_tao"), config, [TINY_TAO, gate])
 
 
 def test_tao_configuration_runs_end_to_end(tao_project: Path) -> None:

@@ -13,7 +13,13 @@ embeddings) and the ground truth, and reports:
 * **nearest-neighbour accuracy** of the embeddings and of box IoU: for each gt-matched
   detection, is its most similar gt-matched detection ``gap`` frames earlier the same
   object? (gaps 1 and 5);
-* the run's own QDTrack and IoU-tracker results (``RUN/results``, ``RUN/iou_results``).
+* the run's own QDTrack and IoU-tracker results (``RUN/results``, ``RUN/iou_results``);
+* **why QDTrack loses a track**: the tracker (``--config``'s ``tracker`` settings) is replayed
+  on the saved detections; for every detection above ``obj_score_thr`` that overlaps a gt
+  object whose track is still remembered, the similarities the tracker is about to use say
+  whether its own track is the best column and clears ``match_score_thr`` (kept), is the
+  best but too weak, or loses to another track or to a backdrop. The raw embedding dot
+  products with the own track and the most similar other track show how sharp the bi-softmax is.
 
 Prints a table and writes ``benchmarks/results/association_diagnosis.json``.
 """
@@ -33,9 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _quality import machine, write_report
 
+from qdtrack.config import QDTrackConfig, TrackerConfig, load_config
 from qdtrack.data.mot import load_sequence
 from qdtrack.evaluate import evaluate_mot, summary_metrics
-from qdtrack.structures import box_iou
+from qdtrack.structures import Detections, box_iou
+from qdtrack.trackers import QuasiDenseTracker
 
 REPO = Path(__file__).resolve().parents[1]
 MATCH_IOU = 0.5
@@ -82,6 +90,76 @@ def _nn_accuracy(frames: list[tuple], gap: int) -> tuple[float, float, int]:
     return hits_embed / max(total, 1), hits_iou / max(total, 1), total
 
 
+FAILURE_KINDS = ("kept", "own best, too weak", "another track better", "backdrop better")
+
+
+def _gt_index(boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
+    """Row of the gt box each detection overlaps at IoU >= 0.5 (Hungarian), else -1."""
+    index = -np.ones(len(boxes), np.int64)
+    if len(boxes) and len(gt_boxes):
+        iou = box_iou(boxes, gt_boxes)
+        for i, j in zip(*linear_sum_assignment(-iou), strict=True):
+            if iou[i, j] >= MATCH_IOU:
+                index[i] = j
+    return index
+
+
+def _failures(
+    run: Path, gt_dir: Path, seq: str, start: int, settings: TrackerConfig
+) -> tuple[dict[str, int], list[float], list[float]]:
+    """Replay QDTrack on a sequence's saved detections and classify each continuation.
+
+    Returns the counts per :data:`FAILURE_KINDS` and, for the non-kept cases, the raw dot
+    product of the detection with its own track's embedding and with the most similar other track.
+    """
+    gt = load_sequence(gt_dir / seq).gt
+    assert gt is not None
+    kwargs = {k: v for k, v in vars(settings).items() if k != "type"}
+    tracker = QuasiDenseTracker(**kwargs)
+    counts = dict.fromkeys(FAILURE_KINDS, 0)
+    own_dots: list[float] = []
+    rival_dots: list[float] = []
+    last_track: dict[int, int] = {}  # gt id -> track id it last had
+    frames = json.loads((run / "detections" / f"{seq}.json").read_text())["frames"]
+    for record in frames:
+        scores = np.asarray(record["scores"], np.float32)
+        dets = Detections(
+            np.asarray(record["bboxes"], np.float32).reshape(-1, 4),
+            scores,
+            np.asarray(record["labels"], np.int64),
+            np.asarray(record["embeds"], np.float32).reshape(len(scores), -1),
+        )
+        rows = gt.frames == record["frame_id"] + start
+        gt_boxes, gt_ids = gt.boxes_xyxy[rows], gt.ids[rows]
+        if len(dets) and not tracker.empty:
+            assert dets.embeddings is not None
+            sims, memo_ids = tracker.match_scores(dets.embeddings, dets.labels)
+            memo = np.stack([t.embedding for t in tracker.tracklets.values()])
+            order = list(tracker.tracklets)
+            for i, j in enumerate(_gt_index(dets.boxes_xyxy, gt_boxes)):
+                if j < 0 or scores[i] <= tracker.obj_score_thr:
+                    continue
+                own_id = last_track.get(int(gt_ids[j]))
+                if own_id is None or own_id not in order:
+                    continue
+                own = order.index(own_id)  # tracklet columns come first, in id order
+                best = int(sims[i].argmax())
+                if best == own:
+                    kind = "kept" if sims[i, own] > tracker.match_score_thr else FAILURE_KINDS[1]
+                else:
+                    kind = FAILURE_KINDS[2] if memo_ids[best] >= 0 else FAILURE_KINDS[3]
+                counts[kind] += 1
+                if kind != "kept":
+                    dots = memo @ dets.embeddings[i]
+                    own_dots.append(float(dots[own]))
+                    rival_dots.append(float(np.delete(dots, own).max(initial=-np.inf)))
+        tracks = tracker.update(dets, record["frame_id"])
+        for k, j in enumerate(_gt_index(tracks.boxes_xyxy, gt_boxes)):
+            if j >= 0:
+                last_track[int(gt_ids[j])] = int(tracks.track_ids[k])
+    return counts, own_dots, rival_dots
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gt", default=str(REPO / "data" / "converted" / "val_gt"))
@@ -93,6 +171,9 @@ def main() -> None:
     parser.add_argument("--run", default=str(REPO / "runs" / "track"))
     parser.add_argument("--score-thr", type=float, default=0.5)
     parser.add_argument("--benchmark", default="MOT17")
+    parser.add_argument(
+        "--config", default=str(REPO / "params.yaml"), help="params file: its tracker settings"
+    )
     parser.add_argument(
         "--out", default=str(REPO / "benchmarks" / "results" / "association_diagnosis.json")
     )
@@ -141,9 +222,39 @@ def main() -> None:
             f"nearest neighbour, {gap} frame(s) apart: embedding {embed / max(total, 1):.3f}, "
             f"box IoU {iou / max(total, 1):.3f} ({int(total)} queries)"
         )
+    config: QDTrackConfig = load_config(args.config)
+    failures: dict[str, object] = {}
+    if isinstance(config.tracker, TrackerConfig):
+        counts = dict.fromkeys(FAILURE_KINDS, 0)
+        own_dots: list[float] = []
+        rival_dots: list[float] = []
+        for seq in seqs:
+            c, own, rival = _failures(run, gt_dir, seq, starts.get(seq, 1), config.tracker)
+            counts = {k: counts[k] + c[k] for k in FAILURE_KINDS}
+            own_dots += own
+            rival_dots += rival
+        total = max(sum(counts.values()), 1)
+        print("QDTrack continuations (detections of objects whose track is remembered):")
+        for kind, n in counts.items():
+            print(f"  {kind:<22}{n:>6}  ({100 * n / total:.1f} %)")
+        failures = {"counts": counts}
+        if own_dots:
+            failures["median_dot_own"] = round(float(np.median(own_dots)), 2)
+            failures["median_dot_rival"] = round(float(np.median(rival_dots)), 2)
+            print(
+                f"  when not kept: median dot product with own track "
+                f"{failures['median_dot_own']}, with the strongest other track "
+                f"{failures['median_dot_rival']}"
+            )
     write_report(
         Path(args.out),
-        {"score_thr": args.score_thr, "metrics": summary, "nearest": nearest, "machine": machine()},
+        {
+            "score_thr": args.score_thr,
+            "metrics": summary,
+            "nearest": nearest,
+            "continuations": failures,
+            "machine": machine(),
+        },
     )
 
 

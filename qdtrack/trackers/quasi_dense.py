@@ -277,18 +277,35 @@ class QuasiDenseTracker:
         out = Tracks(dets.boxes_xyxy, dets.scores, dets.labels, ids, order)
         return out if include_unconfirmed else out.confirmed()
 
-    def _match(self, dets: Detections) -> np.ndarray:
-        """Greedy assignment of detections (score order) to the memory (step 3)."""
-        assert dets.embeddings is not None
+    def match_scores(
+        self, embeddings: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The similarities step 3 would use, without changing the tracker.
+
+        Args:
+            embeddings: (N, D) detection embeddings.
+            labels: (N,) detection labels (only used when ``with_cats``).
+
+        Returns:
+            ``(scores, memo_ids)``: (N, M) ``match_metric`` similarities against the
+            remembered tracklets followed by the stored backdrops (zero across labels when
+            ``with_cats``), and the (M,) id of each column, ``-1`` for a backdrop.
+        """
         m = self._memory
         memo_embeds = [m.embeds] + [b.embeds for b in self._backdrops]
         memo_labels = [m.labels] + [b.labels for b in self._backdrops]
         memo_ids = np.concatenate(
             [m.ids] + [np.full(b.labels.shape[0], UNMATCHED, np.int64) for b in self._backdrops]
         )
-        scores = similarity(self.match_metric, dets.embeddings, np.concatenate(memo_embeds))
+        scores = similarity(self.match_metric, embeddings, np.concatenate(memo_embeds))
         if self.with_cats:
-            scores = scores * (dets.labels[:, None] == np.concatenate(memo_labels)[None, :])
+            scores = scores * (np.asarray(labels)[:, None] == np.concatenate(memo_labels)[None, :])
+        return scores, memo_ids
+
+    def _match(self, dets: Detections) -> np.ndarray:
+        """Greedy assignment of detections (score order) to the memory (step 3)."""
+        assert dets.embeddings is not None
+        scores, memo_ids = self.match_scores(dets.embeddings, dets.labels)
 
         ids = np.full(len(dets), UNMATCHED, dtype=np.int64)
         det_scores = dets.scores

@@ -161,6 +161,24 @@ def test_backdrop_dedup_against_any_earlier_detection() -> None:
     np.testing.assert_allclose(t2.backdrop_boxes, np.asarray([b], np.float32))
 
 
+def test_match_scores_shows_tracklets_then_backdrops_without_changing_state() -> None:
+    t = QuasiDenseTracker()
+    # tracks 0 and 1; a 0.4 box far away is the one backdrop
+    t.update(dets([box(0), box(100), box(200)], [0.95, 0.92, 0.4], identities=[0, 1, 2]), 0)
+    probe = np.stack([embed(1), embed(2)])
+    scores, memo_ids = t.match_scores(probe, np.asarray([0, 0]))
+    assert list(memo_ids) == [0, 1, UNMATCHED]
+    memo = np.stack([embed(0), embed(1), embed(2)])
+    np.testing.assert_allclose(scores, bisoftmax_similarity(probe, memo), rtol=1e-6)
+    assert scores[0].argmax() == 1 and scores[1].argmax() == 2  # the second one: a backdrop
+    # with_cats: a label no column has gives zeros
+    other, _ = t.match_scores(probe[:1], np.asarray([3]))
+    np.testing.assert_array_equal(other, np.zeros((1, 3), np.float32))
+    # nothing changed: the next frame still matches track 1
+    out = t.update(dets([box(101)], [0.95], identities=[1]), 1)
+    assert list(out.track_ids) == [1]
+
+
 def test_only_the_latest_frame_of_backdrops_is_kept() -> None:
     t = QuasiDenseTracker()
     t.update(dets([box(0), box(100)], [0.95, 0.3], identities=[0, 1]), 0)

@@ -14,6 +14,7 @@ from qdtrack.model.roi_extractor import (
     MultiLevelRoIExtractor,
     boxes_to_rois,
     map_roi_levels,
+    roi_align_cpu_training,
 )
 
 torch.set_flush_denormal(True)
@@ -128,6 +129,85 @@ def test_gradient_flows_to_features() -> None:
     MultiLevelRoIExtractor()(features, boxes).sum().backward()
     assert features[0].grad is not None and features[0].grad.abs().sum() > 0
     assert features[1].grad is not None and features[1].grad.abs().sum() > 0
+
+
+def _awkward_rois(batch: int, height: int, width: int, count: int, stride: int) -> torch.Tensor:
+    """RoIs in image pixels: inside, across and beyond every border, tiny and inverted-free."""
+    g = torch.Generator().manual_seed(1)
+    size = torch.tensor([width * stride, height * stride], dtype=torch.float32)
+    corner = torch.rand(count, 2, generator=g) * (size + 40.0) - 20.0
+    extent = torch.rand(count, 2, generator=g) * 0.6 * size + 0.25
+    image = torch.randint(0, batch, (count, 1), generator=g).float()
+    fixed = torch.tensor(
+        [
+            [0.0, -30.0, -30.0, -2.0, -2.0],  # wholly outside: no gradient
+            [0.0, -8.0, -8.0, 12.0, 12.0],  # samples in [-1, 0): read the border
+            [
+                0.0,
+                width * stride - 6.0,
+                height * stride - 6.0,
+                width * stride + 3.0,
+                height * stride + 9.0,
+            ],
+            [0.0, 10.0, 10.0, 10.0, 10.0],  # zero size: one point
+        ]
+    )
+    return torch.cat([fixed, torch.cat([image, corner, corner + extent], dim=1)])
+
+
+@pytest.mark.parametrize("sampling_ratio", [1, 2])
+@pytest.mark.parametrize("stride", [4, 16])
+def test_cpu_training_roi_align_matches_torchvision(sampling_ratio: int, stride: int) -> None:
+    torch.manual_seed(0)
+    # float64, so summation order cannot hide a wrong tap or weight
+    feature = torch.randn(3, 5, 14, 23, dtype=torch.float64).requires_grad_()
+    rois = _awkward_rois(3, 14, 23, 300, stride).double()
+    grad = torch.randn(rois.shape[0], 5, 7, 7, dtype=torch.float64)
+    args = dict(output_size=(7, 7), spatial_scale=1.0 / stride, sampling_ratio=sampling_ratio)
+    expected = roi_align(feature, rois, aligned=True, **args)
+    (expected_grad,) = torch.autograd.grad(expected, feature, grad)
+    pooled = roi_align_cpu_training(feature, rois, 7, 1.0 / stride, sampling_ratio)
+    (pooled_grad,) = torch.autograd.grad(pooled, feature, grad)
+    torch.testing.assert_close(pooled, expected, rtol=0, atol=0)  # the same forward
+    torch.testing.assert_close(pooled_grad, expected_grad, rtol=1e-10, atol=1e-10)
+    assert expected_grad.abs().sum() > 0
+
+
+def test_cpu_training_roi_align_keeps_a_bfloat16_feature_dtype() -> None:
+    feature = torch.randn(1, 4, 10, 10).bfloat16().requires_grad_()
+    rois = torch.tensor([[0.0, 2.0, 3.0, 30.0, 33.0]])
+    pooled = roi_align_cpu_training(feature, rois, 7, 0.25, 1)
+    assert pooled.dtype is torch.bfloat16
+    pooled.float().sum().backward()
+    assert feature.grad is not None and feature.grad.dtype is torch.bfloat16
+    with pytest.raises(ValueError, match="sampling_ratio"):
+        roi_align_cpu_training(feature, rois, 7, 0.25, 0)
+
+
+def test_extractor_gradient_is_the_same_with_the_fast_backward() -> None:
+    """Training (features need grad, fixed ratio, CPU) takes the vectorised backward."""
+    boxes = [
+        torch.tensor([[0.0, 0.0, 50.0, 60.0], [10.0, 10.0, 300.0, 250.0], [-20.0, 5, 40, 90]]),
+        torch.tensor([[5.0, 7.0, 130.0, 140.0], [0.0, 0.0, 500.0, 480.0]]),
+    ]
+    extractor = MultiLevelRoIExtractor(sampling_ratio=2)
+    features = [f.requires_grad_() for f in _features(batch=2, channels=3, size=512)]
+    weights = torch.randn(5, 3, 7, 7)
+    (extractor(features, boxes) * weights).sum().backward()
+    fast = [f.grad.clone() for f in features]
+    rois = boxes_to_rois(boxes)
+    levels = map_roi_levels(rois[:, 1:], 4)
+    reference = [f.detach().clone().requires_grad_() for f in features]
+    total = torch.zeros(())
+    for row in range(rois.shape[0]):
+        level = int(levels[row])
+        pooled = roi_align(
+            reference[level], rois[row : row + 1], (7, 7), 1.0 / STRIDES[level], 2, True
+        )
+        total = total + (pooled * weights[row]).sum()
+    total.backward()
+    for got, want in zip(fast, reference, strict=True):
+        torch.testing.assert_close(got, want.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_wrong_inputs_are_refused() -> None:

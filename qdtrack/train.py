@@ -52,6 +52,24 @@ class NonFiniteLossError(RuntimeError):
 # ----------------------------------------------------------------------------- schedule
 
 
+def cpu_bf16_supported() -> bool:
+    """True when this CPU runs bfloat16 convolutions natively (oneDNN's check)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast_dtype(device_type: str, cfg: TrainConfig, bf16_supported: bool) -> torch.dtype | None:
+    """The autocast dtype of a training step, or ``None`` for plain float32.
+
+    ``amp`` on CUDA: float16 (with loss scaling). ``cpu_bf16`` on a CPU that supports
+    bfloat16 natively: bfloat16 (no scaling; its range is float32's). Anything else: float32.
+    """
+    if device_type == "cuda" and cfg.amp:
+        return torch.float16
+    if device_type == "cpu" and cfg.cpu_bf16 and bf16_supported:
+        return torch.bfloat16
+    return None
+
+
 def lr_factor(iteration: int, epoch: int, cfg: TrainConfig) -> float:
     """Multiplier of ``cfg.lr``: linear warm-up over the first iterations, then steps.
 
@@ -241,7 +259,7 @@ def train_one_epoch(
         NonFiniteLossError: a loss became NaN or infinite (nothing is stepped then).
     """
     model.train()
-    use_amp = cfg.amp and device.type == "cuda"
+    dtype = autocast_dtype(device.type, cfg, device.type == "cpu" and cpu_bf16_supported())
     iteration = start_iteration
     totals: dict[str, float] = {}
     count = 0
@@ -262,7 +280,7 @@ def train_one_epoch(
         generator = torch.Generator().manual_seed(
             hash((cfg.seed, epoch, batch_index, info.rank)) % 2**63
         )
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             losses = model(batch.to(device), generator)
         loss = sum(losses.values())
         values = {k: float(v.detach()) for k, v in losses.items()}
@@ -358,6 +376,13 @@ def run_training(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp and dev.type == "cuda")
+    if dev.type == "cpu" and cfg.cpu_bf16 and info.is_main:
+        sys.stderr.write(
+            "train: bfloat16 autocast on this CPU\n"
+            if cpu_bf16_supported()
+            else "train: cpu_bf16 is set but this CPU has no native bfloat16; training in "
+            "float32 (slower)\n"
+        )
     start_epoch, iteration = 0, 0
     last = out_dir / "last.pt"
     if resume and last.exists():

@@ -11,8 +11,17 @@ import pytest
 import torch
 
 from qdtrack.cli import main as cli
-from qdtrack.config import load_config
-from qdtrack.train import NonFiniteLossError, lr_factor, run_training
+from qdtrack.config import TrainConfig, load_config
+from qdtrack.data.pairs import collate_pairs
+from qdtrack.model.qdtrack import build_qdtrack
+from qdtrack.train import (
+    NonFiniteLossError,
+    autocast_dtype,
+    build_dataset,
+    cpu_bf16_supported,
+    lr_factor,
+    run_training,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,6 +84,46 @@ def test_losses_fall_on_a_short_cpu_run(tiny_workspace: Path, tmp_path: Path) ->
     assert all(torch.isfinite(torch.tensor(losses)))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.8 * first, (first, last)
+
+
+def test_autocast_dtype_per_device_and_setting() -> None:
+    amp, bf16 = TrainConfig(amp=True), TrainConfig(amp=False, cpu_bf16=True)
+    assert autocast_dtype("cuda", amp, bf16_supported=False) is torch.float16
+    assert autocast_dtype("cpu", amp, bf16_supported=True) is None  # amp is CUDA float16 only
+    assert autocast_dtype("cpu", bf16, bf16_supported=True) is torch.bfloat16
+    assert autocast_dtype("cpu", bf16, bf16_supported=False) is None  # no native bf16: float32
+    assert autocast_dtype("cuda", bf16, bf16_supported=True) is None
+    assert autocast_dtype("cpu", TrainConfig(amp=False), bf16_supported=True) is None
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16")
+def test_bf16_autocast_run_has_float32_losses_and_weights(
+    tiny_workspace: Path, tmp_path: Path, capfd
+) -> None:
+    cfg = load_config(
+        tiny_workspace / "params.yaml",
+        ["train.epochs=6", "train.max_iters_per_epoch=5", "train.lr=0.02", "train.cpu_bf16=true"],
+    )
+    last = run_training(cfg, tmp_path, device="cpu")
+    assert "bfloat16 autocast on this CPU" in capfd.readouterr().err
+    losses = _losses(tmp_path / "losses.csv")
+    assert len(losses) == 30 and all(torch.isfinite(torch.tensor(losses)))
+    first, final = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert final < 0.8 * first, (first, final)
+    weights = torch.load(last, weights_only=True)["model"]
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float32}
+
+
+def test_losses_are_float32_under_bf16_autocast(tiny_workspace: Path) -> None:
+    cfg = load_config(tiny_workspace / "params.yaml")
+    dataset = build_dataset(cfg.train, int(max(cfg.model.img_scale)), cfg.model.class_names())
+    torch.manual_seed(0)
+    model = build_qdtrack(cfg.model)
+    batch = collate_pairs([dataset[0], dataset[1]], normalization=model.detector.normalization)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(batch, torch.Generator().manual_seed(0))
+    assert set(losses) >= {"loss_rpn_cls", "loss_cls", "loss_bbox", "loss_track"}
+    assert {k: v.dtype for k, v in losses.items()} == dict.fromkeys(losses, torch.float32)
 
 
 def test_resume_continues_exactly(tiny_workspace: Path, tmp_path: Path) -> None:

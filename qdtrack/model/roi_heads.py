@@ -80,6 +80,8 @@ def box_head_loss(
         ``{"loss_cls": scalar, "loss_bbox": scalar}``; ``loss_bbox`` is 0 without positives.
     """
     num_sampled = max(labels.numel(), 1)
+    # float32 losses also when autocast ran the head in a 16-bit type
+    class_logits, box_deltas = class_logits.float(), box_deltas.float()
     loss_cls = F.cross_entropy(class_logits, labels, reduction="sum") / num_sampled
     positive = torch.nonzero(labels > BACKGROUND).flatten()
     deltas = box_deltas.reshape(box_deltas.shape[0], class_logits.shape[1], 4)

@@ -298,8 +298,9 @@ class RegionProposalNetwork(nn.Module):
             ``{"loss_rpn_cls": scalar, "loss_rpn_bbox": scalar}``.
         """
         anchors = torch.cat(output.anchors)
-        logits = torch.cat(output.objectness, dim=1)
-        deltas = torch.cat(output.deltas, dim=1)
+        # float32 losses also when autocast ran the head in a 16-bit type
+        logits = torch.cat(output.objectness, dim=1).float()
+        deltas = torch.cat(output.deltas, dim=1).float()
         cls_sum = logits.new_zeros(())
         box_sum = logits.new_zeros(())
         num_sampled = 0

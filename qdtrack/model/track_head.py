@@ -205,9 +205,34 @@ class QuasiDenseTrackHead(nn.Module):
             ref_samples.append(self.sample(ref_proposals[index], ref_gt_boxes[index], generator))
         key_embeds = self.embed(key_feats, [s.pos_boxes for s in key_samples])
         ref_embeds = self.embed(ref_feats, [s.sampled_boxes for s in ref_samples])
-        key_embeds_per_image = key_embeds.split([len(s.pos_index) for s in key_samples])
-        ref_embeds_per_image = ref_embeds.split([len(s.sampled_boxes) for s in ref_samples])
+        # The losses in float32 whatever autocast ran the head in (a bfloat16 or float16
+        # logit carries 8 or 11 bits: too coarse for a softmax over hundreds of RoIs).
+        key_embeds_per_image = key_embeds.float().split([len(s.pos_index) for s in key_samples])
+        ref_embeds_per_image = ref_embeds.float().split([len(s.sampled_boxes) for s in ref_samples])
 
+        with torch.autocast(key_embeds.device.type, enabled=False):
+            return self._losses(
+                key_samples,
+                ref_samples,
+                key_embeds_per_image,
+                ref_embeds_per_image,
+                key_instance_ids,
+                ref_instance_ids,
+                generator,
+            )
+
+    def _losses(
+        self,
+        key_samples: Sequence[SamplingResult],
+        ref_samples: Sequence[SamplingResult],
+        key_embeds_per_image: Sequence[Tensor],
+        ref_embeds_per_image: Sequence[Tensor],
+        key_instance_ids: Sequence[Tensor],
+        ref_instance_ids: Sequence[Tensor],
+        generator: torch.Generator | None,
+    ) -> dict[str, Tensor]:
+        """Both track losses from the sampled embeddings, per image then averaged."""
+        num_images = len(key_samples)
         track_losses, aux_losses = [], []
         for index in range(num_images):
             key_to_ref_gt = match_instances(key_instance_ids[index], ref_instance_ids[index])

@@ -113,7 +113,7 @@ class _RoIAlignFixedSampling(torch.autograd.Function):
 
     The forward is torchvision's; the backward scatters each sample's four bilinear taps
     with ``index_add_`` over channels-last rows instead of torchvision's per-element CPU
-    loop (about 2.5x faster for a training batch; same values up to float rounding).
+    loop (about 2x faster for a training batch; same values up to float rounding).
     """
 
     @staticmethod

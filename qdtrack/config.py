@@ -161,8 +161,8 @@ class TrainConfig:
     frame_range: int = 10
     seed: int = 6
     amp: bool = True  # float16 autocast + loss scaling on CUDA
-    # bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): about 2x faster
-    # convolutions there; elsewhere training stays float32 (with a notice).
+    # bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): training steps about
+    # 1.5x faster there (bench_model_speed.py); elsewhere it stays float32 (with a notice).
     cpu_bf16: bool = False
     num_workers: int = 2
     log_interval: int = 10

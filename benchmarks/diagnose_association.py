@@ -203,10 +203,15 @@ def main() -> None:
         if (run / folder).is_dir():
             rows[name] = evaluate_mot(gt_dir, run / folder, benchmark=args.benchmark, split=split)
     summary = {name: summary_metrics(metrics) for name, metrics in rows.items()}
-    print(f"{'same detections':<22}" + "".join(f"{c:>8}" for c in ("HOTA", "DetA", "AssA", "IDF1")))
+    identities = {  # distinct predicted ids against distinct gt objects (TrackEval's counts)
+        name: {k: int(metrics["combined"][k]) for k in ("IDs", "GT_IDs")}
+        for name, metrics in rows.items()
+    }
+    columns = ("HOTA", "DetA", "AssA", "IDF1")
+    print(f"{'same detections':<22}" + "".join(f"{c:>8}" for c in columns) + "  ids / gt ids")
     for name, values in summary.items():
-        cells = "".join(f"{values[c]:>8.2f}" for c in ("HOTA", "DetA", "AssA", "IDF1"))
-        print(f"{name:<22}{cells}")
+        cells = "".join(f"{values[c]:>8.2f}" for c in columns)
+        print(f"{name:<22}{cells}  {identities[name]['IDs']} / {identities[name]['GT_IDs']}")
     nearest = {}
     for gap in (1, 5):
         embed = iou = total = 0.0
@@ -251,6 +256,7 @@ def main() -> None:
         {
             "score_thr": args.score_thr,
             "metrics": summary,
+            "identities": identities,
             "nearest": nearest,
             "continuations": failures,
             "machine": machine(),

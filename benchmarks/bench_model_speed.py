@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
-from qdtrack.config import ModelConfig, load_config
+from qdtrack.config import ModelConfig, TrainConfig, load_config
 from qdtrack.data.pairs import TrainBatch
 from qdtrack.model.preprocess import batch_images
 from qdtrack.model.qdtrack import build_qdtrack
 from qdtrack.model.roi_extractor import roi_align_cpu_training
-from qdtrack.train import cpu_bf16_supported
+from qdtrack.train import autocast_dtype, cpu_bf16_supported
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,9 +87,9 @@ def measure(
     model = build_qdtrack(model_cfg).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-    amp = device == "cuda"
-    scaler = torch.amp.GradScaler(device, enabled=amp)
-    dtype = torch.float16 if amp else torch.bfloat16 if cpu_bf16 else None
+    # the autocast training itself would use: float16 on CUDA, bfloat16 with cpu_bf16
+    dtype = autocast_dtype(device, TrainConfig(amp=True, cpu_bf16=cpu_bf16), cpu_bf16_supported())
+    scaler = torch.amp.GradScaler(device, enabled=dtype is torch.float16)
     data = synthetic_batch(batch, width, height, rng).to(device)
     model.train()
     times = []

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _quality import machine, write_report
 
-from qdtrack.config import QDTrackConfig, TrackerConfig, load_config
+from qdtrack.config import QDTrackConfig, TrackerConfig, load_config, tracker_spec
 from qdtrack.data.mot import load_sequence
 from qdtrack.evaluate import evaluate_mot, summary_metrics
 from qdtrack.structures import Detections, box_iou
@@ -114,8 +114,7 @@ def _failures(
     """
     gt = load_sequence(gt_dir / seq).gt
     assert gt is not None
-    kwargs = {k: v for k, v in vars(settings).items() if k != "type"}
-    tracker = QuasiDenseTracker(**kwargs)
+    tracker = QuasiDenseTracker(**tracker_spec(settings)[1])
     counts = dict.fromkeys(FAILURE_KINDS, 0)
     own_dots: list[float] = []
     rival_dots: list[float] = []

@@ -211,56 +211,37 @@ class QuasiDenseTrackHead(nn.Module):
         ref_embeds_per_image = ref_embeds.float().split([len(s.sampled_boxes) for s in ref_samples])
 
         with torch.autocast(key_embeds.device.type, enabled=False):
-            return self._losses(
-                key_samples,
-                ref_samples,
-                key_embeds_per_image,
-                ref_embeds_per_image,
-                key_instance_ids,
-                ref_instance_ids,
-                generator,
-            )
-
-    def _losses(
-        self,
-        key_samples: Sequence[SamplingResult],
-        ref_samples: Sequence[SamplingResult],
-        key_embeds_per_image: Sequence[Tensor],
-        ref_embeds_per_image: Sequence[Tensor],
-        key_instance_ids: Sequence[Tensor],
-        ref_instance_ids: Sequence[Tensor],
-        generator: torch.Generator | None,
-    ) -> dict[str, Tensor]:
-        """Both track losses from the sampled embeddings, per image then averaged."""
-        num_images = len(key_samples)
-        track_losses, aux_losses = [], []
-        for index in range(num_images):
-            key_to_ref_gt = match_instances(key_instance_ids[index], ref_instance_ids[index])
-            targets, weights = track_targets(
-                key_samples[index].pos_assigned_gt,
-                ref_samples[index].sampled_assigned_gt,
-                key_to_ref_gt.to(key_samples[index].gt_index.device),
-            )
-            key_embed, ref_embed = key_embeds_per_image[index], ref_embeds_per_image[index]
-            logits = key_embed @ ref_embed.t()
-            track_losses.append(
-                multi_pos_cross_entropy(
-                    logits, targets, weights.to(logits.device), loss_weight=self.track_loss_weight
+            track_losses, aux_losses = [], []
+            for index in range(num_images):
+                key_to_ref_gt = match_instances(key_instance_ids[index], ref_instance_ids[index])
+                targets, weights = track_targets(
+                    key_samples[index].pos_assigned_gt,
+                    ref_samples[index].sampled_assigned_gt,
+                    key_to_ref_gt.to(key_samples[index].gt_index.device),
                 )
-            )
-            if self.aux_loss_weight > 0:
-                aux_losses.append(
-                    embedding_l2_loss(
-                        cosine_similarity_matrix(key_embed, ref_embed),
+                key_embed, ref_embed = key_embeds_per_image[index], ref_embeds_per_image[index]
+                logits = key_embed @ ref_embed.t()
+                track_losses.append(
+                    multi_pos_cross_entropy(
+                        logits,
                         targets,
-                        neg_pos_ub=self.aux_neg_pos_ub,
-                        pos_margin=self.aux_pos_margin,
-                        neg_margin=self.aux_neg_margin,
-                        hard_mining=self.aux_hard_mining,
-                        loss_weight=self.aux_loss_weight,
-                        generator=generator,
+                        weights.to(logits.device),
+                        loss_weight=self.track_loss_weight,
                     )
                 )
+                if self.aux_loss_weight > 0:
+                    aux_losses.append(
+                        embedding_l2_loss(
+                            cosine_similarity_matrix(key_embed, ref_embed),
+                            targets,
+                            neg_pos_ub=self.aux_neg_pos_ub,
+                            pos_margin=self.aux_pos_margin,
+                            neg_margin=self.aux_neg_margin,
+                            hard_mining=self.aux_hard_mining,
+                            loss_weight=self.aux_loss_weight,
+                            generator=generator,
+                        )
+                    )
         losses = {"loss_track": torch.stack(track_losses).sum() / num_images}
         if aux_losses:
             losses["loss_track_aux"] = torch.stack(aux_losses).sum() / num_images

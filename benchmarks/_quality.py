@@ -11,12 +11,17 @@ from typing import Any
 import torch
 
 from qdtrack.associate import Frame, run_association
-from qdtrack.config import QDTrackConfig, tracker_spec
+from qdtrack.config import QDTrackConfig
 from qdtrack.data.mot import write_mot_results
 from qdtrack.evaluate import evaluate_mot, summary_metrics
 from qdtrack.io_utils import write_json
 from qdtrack.track import detections_record, track_source
-from qdtrack.trackers import IoUTracker, QuasiDenseTracker
+from qdtrack.trackers import (
+    IoUTracker,
+    QuasiDenseTracker,
+    QuasiDenseTrackerSettings,
+    iou_baseline_settings,
+)
 from qdtrack.train import model_from_checkpoint, run_training
 
 
@@ -42,19 +47,16 @@ def track_sequences(
     """
     torch.set_flush_denormal(True)
     model, config = model_from_checkpoint(checkpoint)
-    name, settings = tracker_spec(config.tracker)
-    if name != "qdtrack":
-        raise ValueError(f"the MOT quality benchmarks need the MOT17 tracker, not {name!r}")
-    iou_settings = {
-        "obj_score_thr": settings["obj_score_thr"],
-        "init_score_thr": settings["init_score_thr"],
-        "memo_tracklet_frames": settings["memo_tracklet_frames"],
-    }
+    settings = config.tracker
+    if not isinstance(settings, QuasiDenseTrackerSettings):
+        raise ValueError(
+            f"the MOT quality benchmarks need the MOT17 tracker, not {settings.tracker_type!r}"
+        )
     fps_values = []
     for seq in sequences:
         results, detections, fps = track_source(
             model,
-            QuasiDenseTracker(**settings),
+            QuasiDenseTracker(settings),
             seq,
             start=start,
             render=out_dir / f"{seq.name}.mp4" if render else None,
@@ -63,7 +65,7 @@ def track_sequences(
         fps_values.append(fps)
         write_mot_results(out_dir / "qdtrack" / f"{seq.name}.txt", results)
         frames = [Frame(i, det) for i, det in enumerate(detections)]
-        iou = run_association(IoUTracker(**iou_settings), frames)
+        iou = run_association(IoUTracker(iou_baseline_settings(settings)), frames)
         numbers = [n for n, _ in results]  # MOT frame numbers of the tracked frames
         write_mot_results(
             out_dir / "iou" / f"{seq.name}.txt",

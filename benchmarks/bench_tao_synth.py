@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _quality import machine, timed_training, write_report
 
-from qdtrack.config import load_config, load_params, tracker_spec
-from qdtrack.data.prepare import DataSettings, convert_dataset
+from qdtrack.config import load_config
+from qdtrack.data.prepare import convert_dataset
 from qdtrack.data.synth import SynthConfig, generate
 from qdtrack.evaluate_tao import evaluate_tao
 from qdtrack.io_utils import read_json
@@ -49,7 +49,7 @@ def main() -> None:
         f"{{kind: lvis, path: {data}/lvis/annotations.json, images: {data}/lvis/images}}]"
     )
     config = load_config(args.config, [sources, *args.set])
-    settings = DataSettings.from_params(load_params(args.config))
+    settings = config.data
     if not (data / "manifest.json").is_file():
         synth = SynthConfig(
             train_seqs=settings.train_seqs,
@@ -69,12 +69,10 @@ def main() -> None:
     )
     checkpoint, train_seconds = timed_training(config, work / "train")
     model, trained = model_from_checkpoint(checkpoint)
-    name, tracker_settings = tracker_spec(trained.tracker)
     began = time.perf_counter()
     speed = track_tao_set(
         model,
-        name,
-        tracker_settings,
+        trained.tracker,
         read_json(work / "converted" / "val.json"),
         work / "track",
         class_names=trained.model.class_names(),

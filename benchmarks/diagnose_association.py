@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _quality import machine, write_report
 
-from qdtrack.config import QDTrackConfig, TrackerConfig, load_config, tracker_spec
+from qdtrack.config import QDTrackConfig, load_config
 from qdtrack.data.mot import load_sequence
 from qdtrack.evaluate import evaluate_mot, summary_metrics
 from qdtrack.structures import Detections, box_iou
-from qdtrack.trackers import QuasiDenseTracker
+from qdtrack.trackers import QuasiDenseTracker, QuasiDenseTrackerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 MATCH_IOU = 0.5
@@ -105,7 +105,7 @@ def _gt_index(boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
 
 
 def _failures(
-    run: Path, gt_dir: Path, seq: str, start: int, settings: TrackerConfig
+    run: Path, gt_dir: Path, seq: str, start: int, settings: QuasiDenseTrackerSettings
 ) -> tuple[dict[str, int], list[float], list[float]]:
     """Replay QDTrack on a sequence's saved detections and classify each continuation.
 
@@ -114,7 +114,7 @@ def _failures(
     """
     gt = load_sequence(gt_dir / seq).gt
     assert gt is not None
-    tracker = QuasiDenseTracker(**tracker_spec(settings)[1])
+    tracker = QuasiDenseTracker(settings)
     counts = dict.fromkeys(FAILURE_KINDS, 0)
     own_dots: list[float] = []
     rival_dots: list[float] = []
@@ -228,7 +228,7 @@ def main() -> None:
         )
     config: QDTrackConfig = load_config(args.config)
     failures: dict[str, object] = {}
-    if isinstance(config.tracker, TrackerConfig):
+    if isinstance(config.tracker, QuasiDenseTrackerSettings):
         counts = dict.fromkeys(FAILURE_KINDS, 0)
         own_dots: list[float] = []
         rival_dots: list[float] = []

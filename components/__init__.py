@@ -1,11 +1,14 @@
 """Kubeflow Pipelines (KFP v2) components: one per step, each running the ``qdtrack`` CLI.
 
-Every container component runs the project image (``Dockerfile``) and calls the same
-``qdtrack`` subcommand as the matching ``dvc.yaml`` stage, with the same ``params.yaml``
-(baked into the image) and ``--set KEY=VALUE`` overrides. Steps that work on the dataset
-run in a scratch folder where the input artifacts are linked at the paths the DVC stages
-use (``data/dataset``, ``data/converted``), so relative paths in ``params.yaml`` and in
-``val.json`` resolve the same way under ``dvc repro`` and in a pipeline pod.
+Every container component's command is ``qdtrack`` (the multi-node launcher's is
+``python -m components.pytorchjob launch``) with KFP placeholders as arguments: no shell
+script. Each calls the same subcommand as the matching ``dvc.yaml`` stage with
+``--config CONFIG`` (a file in the image, or on the workspace volume) and ``--set
+OVERRIDES``, where OVERRIDES is the run's list parameter, passed as one JSON list (the
+CLI's ``--set`` takes that form too). Steps that read the dataset run with
+``qdtrack --link data/dataset=<artifact> ...``: the input artifacts appear at the paths the
+DVC stages use (``data/dataset``, ``data/converted``), so relative paths in the config
+and in ``val.json`` resolve the same way under ``dvc repro`` and in a pipeline pod.
 
 The image is pinned: KFP's cache key contains the image reference *string*, so a mutable
 tag would let a rebuilt image reuse results computed by the old one
@@ -26,3 +29,6 @@ IMAGE = os.environ.get("QDTRACK_IMAGE", DEFAULT_IMAGE)
 
 PROJECT_DIR = "/app"
 """Where the image holds the repository (``WORKDIR`` of the ``Dockerfile``)."""
+
+CLI = ["qdtrack"]
+"""The command of every step but the multi-node launcher."""

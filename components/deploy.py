@@ -1,28 +1,20 @@
 """Deploy: ``qdtrack deploy`` publishes the export as the next version and loads it.
 
 The step mounts the Triton model-repository volume, copies the export into
-``<repository>/<model>/<N+1>/``, updates ``config.pbtxt`` and ``champion.json`` (what the
-next run's gate compares with), then asks Triton (``--model-control-mode=explicit``) to
-load the model through ``POST /v2/repository/models/<model>/load``; a refused load rolls
-the version back. ``qdtrack deploy`` itself refuses unless the gate decision passed, so a
-blocked candidate is never published even if the step were reached.
+``<repository>/<deploy.model_name>/<N+1>/``, updates ``config.pbtxt`` and
+``champion.json`` (what the next run's gate compares with), then asks Triton
+(``--model-control-mode=explicit``) to load the model through
+``POST /v2/repository/models/<model>/load``; a refused load rolls the version back.
+``qdtrack deploy`` itself refuses unless the gate decision passed, so a blocked candidate
+is never published even if the step were reached.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
 
-from components import IMAGE
-from components._shell import command
+from components import CLI, IMAGE
 from components.gate import MODEL_REPOSITORY_MOUNT
-
-_DEPLOY = """
-exported=$1; summary=$2; decision=$3; repository=$4; model_name=$5; triton_url=$6
-set --
-if [ -n "$triton_url" ]; then set -- --triton-url "$triton_url"; fi
-qdtrack deploy --export "$exported" --model-repository "$repository" \\
-  --model-name "$model_name" --metrics "$summary" --decision "$decision" "$@"
-"""
 
 
 @dsl.container_component
@@ -30,7 +22,8 @@ def deploy(
     exported: Input[Model],
     summary: Input[Artifact],
     decision: Input[Artifact],
-    model_name: str = "qdtrack",
+    config: str = "params.yaml",
+    overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
     triton_url: str = "",
     model_repository: str = MODEL_REPOSITORY_MOUNT,
 ) -> dsl.ContainerSpec:
@@ -42,6 +35,15 @@ def deploy(
     """
     return dsl.ContainerSpec(
         image=IMAGE,
-        command=command(_DEPLOY, "deploy"),
-        args=[exported.path, summary.path, decision.path, model_repository, model_name, triton_url],
-    )
+        command=CLI,
+        args=[
+            "deploy",
+            "--config", config,
+            "--set", overrides,
+            "--set", dsl.ConcatPlaceholder(["deploy.model_repository=", model_repository]),
+            "--export", exported.path,
+            "--metrics", summary.path,
+            "--decision", decision.path,
+            "--triton-url", triton_url,
+        ],
+    )  # fmt: skip

@@ -1,9 +1,14 @@
-"""Evaluation: ``qdtrack evaluate`` (container) and the scalars the pipeline branches on.
+"""Evaluation: ``qdtrack evaluate`` (container) and the scalars for the run's UI.
 
-KFP conditions can only read parameters, not artifact metadata (kubeflow/pipelines#7250),
-so ``log_metrics`` turns the summary JSON into scalar outputs (``hota``, ``mota``,
-``idf1``; ``track_ap``, ``box_ap`` for TAO) and also logs them as ``Metrics`` for the
-run's UI.
+The benchmark (MOTChallenge HOTA/MOTA/IDF1, TAO Track AP, COCO box AP) and the split come
+from the config (``evaluate.benchmark``, ``data.val_split``), so one compiled pipeline
+evaluates any configuration. The pipeline runs ``evaluate`` twice: on the candidate's
+tracks and on the IoU tracker's tracks of the same detections.
+
+``log_metrics`` turns the summary JSON into ``Metrics`` for the run's UI and scalar
+outputs (``hota``, ``mota``, ``idf1``; ``track_ap``, ``box_ap`` for TAO; -1 when the
+benchmark does not report one): KFP conditions can only read parameters, not artifact
+metadata (kubeflow/pipelines#7250). The gate itself is ``qdtrack gate``.
 """
 
 from typing import NamedTuple
@@ -12,24 +17,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
 
-from components import IMAGE
-from components._shell import command
-
-# The val split (full / half-val) is whatever `data convert` wrote into val.json.
-_EVALUATE = """
-converted=$1; tracks=$2; benchmark=$3; metrics=$4; summary=$5
-split=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["split"])' \\
-  "$converted/val.json")
-mkdir -p "$metrics"
-qdtrack evaluate --gt "$converted/val_gt" --results "$tracks/results" \\
-  --benchmark "$benchmark" --split "$split" \\
-  --out "$metrics/qdtrack.json" --summary "$summary" \\
-  --per-sequence-csv "$metrics/per_sequence_qdtrack.csv"
-qdtrack evaluate --gt "$converted/val_gt" --results "$tracks/iou_results" \\
-  --benchmark "$benchmark" --split "$split" \\
-  --out "$metrics/iou.json" --summary "$metrics/iou_same_detections.json" \\
-  --per-sequence-csv "$metrics/per_sequence_iou.csv"
-"""
+from components import CLI, IMAGE
 
 
 @dsl.container_component
@@ -38,19 +26,33 @@ def evaluate(
     tracks: Input[Artifact],
     metrics: Output[Artifact],
     summary: Output[Artifact],
-    benchmark: str = "MOT17",
+    per_sequence: Output[Artifact],
+    results: str = "results",
+    config: str = "params.yaml",
+    overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
 ) -> dsl.ContainerSpec:
-    """TrackEval on the candidate's results (and the IoU tracker on the same detections).
+    """TrackEval (or COCO box AP) on one results folder of ``tracks``.
 
     Args:
-        metrics: full metrics (``qdtrack.json``, ``iou.json``) and per-sequence CSVs.
-        summary: the candidate's headline numbers (flat JSON: HOTA, MOTA, IDF1, ...).
+        metrics: the full metrics JSON.
+        summary: the headline numbers (flat JSON: HOTA, MOTA, IDF1, ... or TrackAP, ...).
+        per_sequence: per-sequence (TAO: per-class) metrics as CSV.
+        results: ``results`` (the candidate) or ``iou_results`` (the IoU tracker).
     """
     return dsl.ContainerSpec(
         image=IMAGE,
-        command=command(_EVALUATE, "evaluate"),
-        args=[converted.path, tracks.path, benchmark, metrics.path, summary.path],
-    )
+        command=CLI,
+        args=[
+            "evaluate",
+            "--config", config,
+            "--set", overrides,
+            "--gt", dsl.ConcatPlaceholder([converted.path, "/val_gt"]),
+            "--results", dsl.ConcatPlaceholder([tracks.path, "/", results]),
+            "--out", metrics.path,
+            "--summary", summary.path,
+            "--per-sequence-csv", per_sequence.path,
+        ],
+    )  # fmt: skip
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -15,30 +15,31 @@
 from kfp import dsl
 from kfp.dsl import Input, Model, Output
 
-from components import IMAGE
-from components._shell import command
-
-_EXPORT = """
-model=$1; format=$2; model_name=$3; exported=$4
-case "$format" in
-  onnx-trt-fp16) set -- --format onnx --trt-fp16 ;;
-  *) set -- --format "$format" ;;
-esac
-qdtrack export --checkpoint "$model/last.pt" --out "$exported" --model-name "$model_name" \\
-  "$@" --force
-"""
+from components import CLI, IMAGE
 
 
 @dsl.container_component
 def export(
     model: Input[Model],
     exported: Output[Model],
+    config: str = "params.yaml",
+    overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
     export_format: str = "onnx",
-    model_name: str = "qdtrack",
 ) -> dsl.ContainerSpec:
-    """``qdtrack export`` of the candidate checkpoint into a model repository folder."""
+    """``qdtrack export`` of the candidate checkpoint into a model repository folder.
+
+    The export records the config's tracker and serving settings for the sidecar; the
+    model is named ``deploy.model_name``.
+    """
     return dsl.ContainerSpec(
         image=IMAGE,
-        command=command(_EXPORT, "export"),
-        args=[model.path, export_format, model_name, exported.path],
-    )
+        command=CLI,
+        args=[
+            "export",
+            "--config", config,
+            "--set", overrides,
+            "--checkpoint", dsl.ConcatPlaceholder([model.path, "/last.pt"]),
+            "--out", exported.path,
+            "--format", export_format,
+        ],
+    )  # fmt: skip

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qdtrack.config import expand_overrides
+
 GROUP = "kubeflow.org"
 VERSION = "v1"
 PLURAL = "pytorchjobs"
@@ -362,7 +364,7 @@ def launch(args: argparse.Namespace, api: CustomObjectsApi, core_api: Any = None
         name=name,
         namespace=namespace,
         image=args.image,
-        train_args=tuple(train_args(str(Path(args.config).resolve()), args.overrides.split())),
+        train_args=tuple(train_args(str(Path(args.config).resolve()), expand_overrides(args.set))),
         workdir=str(workdir),
         workspace_pvc=args.workspace_pvc,
         workspace_mount=args.workspace,
@@ -399,7 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="folder to copy last.pt and losses.csv to")
     p.add_argument("--run-id", required=True, help="pipeline run id: names the job")
     p.add_argument("--config", default="params.yaml")
-    p.add_argument("--overrides", default="", help="space-separated KEY=VALUE for --set")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="qdtrack train's --set (repeatable; a JSON list of KEY=VALUE strings also works)",
+    )
     p.add_argument("--image", required=True)
     p.add_argument("--nnodes", type=int, default=2)
     p.add_argument("--nproc-per-node", type=int, default=1)

@@ -4,17 +4,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
-from components import IMAGE
-from components._shell import command, scratch_tree
-
-_TRACK = f"""
-dataset=$1; converted=$2; model=$3; tracker_config=$4; tracks=$5
-{scratch_tree(("dataset", "data/dataset"), ("converted", "data/converted"))}
-set --
-if [ -n "$tracker_config" ]; then set -- --tracker-config "$tracker_config"; fi
-qdtrack track-val --manifest data/converted/val.json --checkpoint "$model/last.pt" \\
-  --out-dir "$tracks" "$@"
-"""
+from components import CLI, IMAGE
 
 
 @dsl.container_component
@@ -23,17 +13,29 @@ def track_val(
     converted: Input[Dataset],
     model: Input[Model],
     tracks: Output[Artifact],
-    tracker_config: str = "",
+    config: str = "params.yaml",
+    overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
 ) -> dsl.ContainerSpec:
     """Track every sequence of ``val.json`` with the candidate checkpoint.
+
+    The tracker is the config's ``tracker`` block (with the overrides); the network is
+    the checkpoint's.
 
     Args:
         tracks: ``results/``, ``iou_results/``, ``detections/``, a video per sequence and
             ``speed.json``.
-        tracker_config: JSON overrides of the checkpoint's tracker settings ("" = none).
     """
     return dsl.ContainerSpec(
         image=IMAGE,
-        command=command(_TRACK, "track-val"),
-        args=[dataset.path, converted.path, model.path, tracker_config, tracks.path],
-    )
+        command=CLI,
+        args=[
+            "--link", dsl.ConcatPlaceholder(["data/dataset=", dataset.path]),
+            "--link", dsl.ConcatPlaceholder(["data/converted=", converted.path]),
+            "track-val",
+            "--config", config,
+            "--set", overrides,
+            "--manifest", "data/converted/val.json",
+            "--checkpoint", dsl.ConcatPlaceholder([model.path, "/last.pt"]),
+            "--out-dir", tracks.path,
+        ],
+    )  # fmt: skip

@@ -1,51 +1,48 @@
 """Training: one pod with GPUs (``train``), or a multi-node PyTorchJob (``train_distributed``).
 
-Both run ``qdtrack train --config params.yaml --set ... --out runs/train --resume`` in a
-folder on the workspace volume named after the pipeline run, where ``data/dataset`` is
-the dataset: a retried step finds ``runs/train/last.pt`` there and resumes from its last
-finished epoch instead of starting over. The output artifact is a folder with
-``last.pt`` and ``losses.csv``.
+``train`` runs ``qdtrack train --resume`` in a folder on the workspace volume named after
+the task (``{{$.pipeline_task_uuid}}``, the same for every retry of the task), where
+``data/dataset`` links to the dataset: a retried step (a preempted pod) finds
+``runs/train/last.pt`` there and resumes from its last finished epoch instead of
+starting over. The output artifact is a folder with ``last.pt`` and ``losses.csv``.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from components import IMAGE
-from components._shell import OVERRIDES_TO_SET_FLAGS, command
+from components import CLI, IMAGE
 
 WORKSPACE_MOUNT = "/workspace"
 """Where the pipeline mounts the workspace PVC in the training steps."""
-
-_TRAIN = f"""
-config=$(realpath "$1"); overrides=$2; device=$3; dataset=$4; workspace=$5; run_id=$6; model=$7
-{OVERRIDES_TO_SET_FLAGS}
-work="$workspace/qdtrack-train-$run_id"
-mkdir -p "$work/data"
-ln -sfn "$dataset" "$work/data/dataset"
-cd "$work"
-qdtrack train --config "$config" "$@" --out runs/train --device "$device" --resume
-mkdir -p "$model"
-cp runs/train/last.pt runs/train/losses.csv "$model/"
-"""
 
 
 @dsl.container_component
 def train(
     dataset: Input[Dataset],
     model: Output[Model],
-    run_id: str,
     config: str = "params.yaml",
-    overrides: str = "",
+    overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
     device: str = "cuda",
     workspace: str = WORKSPACE_MOUNT,
 ) -> dsl.ContainerSpec:
     """``qdtrack train`` in this pod (one or more GPUs: set them on the task)."""
     return dsl.ContainerSpec(
         image=IMAGE,
-        command=command(_TRAIN, "train"),
-        args=[config, overrides, device, dataset.path, workspace, run_id, model.path],
-    )
+        command=CLI,
+        args=[
+            "--workdir",
+            dsl.ConcatPlaceholder([workspace, "/qdtrack-train/", dsl.PIPELINE_TASK_ID_PLACEHOLDER]),
+            "--link", dsl.ConcatPlaceholder(["data/dataset=", dataset.path]),
+            "train",
+            "--config", config,
+            "--set", overrides,
+            "--out", "runs/train",
+            "--device", device,
+            "--resume",
+            "--model-output", model.path,
+        ],
+    )  # fmt: skip
 
 
 @dsl.container_component
@@ -55,7 +52,7 @@ def train_distributed(
     run_id: str,
     workspace_pvc: str,
     config: str = "params.yaml",
-    overrides: str = "",
+    overrides: list = [],  # noqa: B006
     nnodes: int = 2,
     nproc_per_node: int = 1,
     gpus_per_node: int = 1,
@@ -77,7 +74,7 @@ def train_distributed(
             "--model", model.path,
             "--run-id", run_id,
             "--config", config,
-            "--overrides", overrides,
+            "--set", overrides,
             "--image", IMAGE,
             "--nnodes", nnodes,
             "--nproc-per-node", nproc_per_node,

@@ -13,10 +13,13 @@ Steps, each a component of ``components/`` running the project image's ``qdtrack
    version directory in the Triton model repository + Triton's load call);
    ``dsl.Else``: ``report-not-deployed`` says why nothing was deployed.
 
-Defaults of the gate, model and benchmark parameters come from ``params.yaml`` when the
-pipeline is compiled, so the compiled YAML goes stale when ``params.yaml`` changes:
-regenerate it with ``make pipeline`` (``python -m pipelines.qdtrack_pipeline``);
-``tests/pipelines`` fails on a stale file.
+Every setting of the model, tracker, evaluation and gate comes from the run's ``config``
+(a params file in the image, e.g. ``configs/cpu_tao_synth.yaml``, or on the workspace
+volume) and ``overrides`` (``["train.epochs=4"]``); the compiled YAML does not depend
+on any params file, so it is compiled once (``make pipeline``; ``tests/pipelines`` fails
+when the committed file is stale) and a TAO configuration is evaluated with Track AP and
+gated on it without recompiling. Run parameters are only what depends on the cluster:
+volumes, Triton's URL, the training backend and the export format.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
@@ -26,7 +29,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kfp import compiler, dsl, kubernetes
 
 from components.data import convert_data, prepare_data
@@ -37,9 +39,7 @@ from components.gate import MODEL_REPOSITORY_MOUNT, gate, report_not_deployed
 from components.track import track_val
 from components.train import WORKSPACE_MOUNT, train, train_distributed
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_YAML = Path(__file__).with_suffix(".yaml")
-PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
 
 GPU = "nvidia.com/gpu"
 DVC_SECRET_KEYS = {
@@ -57,13 +57,10 @@ def _on_gpu(task: dsl.PipelineTask, gpus: int = 1) -> dsl.PipelineTask:
     return task
 
 
-def _single_pod_training(dataset: Any, config: Any, overrides: Any,
-                         workspace_pvc: Any) -> dsl.PipelineTask:  # fmt: skip
+def _single_pod_training(dataset: Any, config: Any, overrides: Any, device: Any,
+                         workspace: Any, workspace_pvc: Any) -> dsl.PipelineTask:  # fmt: skip
     task = train(
-        dataset=dataset,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        config=config,
-        overrides=overrides,
+        dataset=dataset, config=config, overrides=overrides, device=device, workspace=workspace
     ).set_display_name("train (1 GPU)")
     _on_gpu(task).set_cpu_request("8").set_memory_request("32Gi").set_memory_limit("32Gi")
     # Preempted or failed pods resume from the last epoch on the workspace volume.
@@ -84,45 +81,42 @@ def _single_pod_training(dataset: Any, config: Any, overrides: Any,
 )
 def qdtrack_pipeline(
     config: str = "params.yaml",
-    overrides: str = "",
+    overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
     dvc_targets: str = "",
     dvc_remote: str = "",
     dvc_secret: str = "dvc-remote-credentials",
     train_backend: str = "pod",
+    train_device: str = "cuda",
     train_nodes: int = 2,
     gpus_per_node: int = 1,
-    tracker_config: str = "",
-    benchmark: str = PARAMS["evaluate"]["benchmark"],
-    gate_criteria: str = PARAMS["gate"]["criteria"],
-    gate_max_drop: str = PARAMS["gate"]["max_drop"],
-    model_name: str = PARAMS["deploy"]["model_name"],
     export_format: str = "onnx-trt-fp16",
     triton_url: str = "http://triton.qdtrack.svc.cluster.local:8000",
+    workspace: str = WORKSPACE_MOUNT,
     workspace_pvc: str = "qdtrack-workspace",
+    model_repository: str = MODEL_REPOSITORY_MOUNT,
     model_repository_pvc: str = "qdtrack-model-repository",
 ) -> None:
     """QDTrack from data to a served model version.
 
     Args:
-        config: params file inside the image (``params.yaml`` or ``configs/*.yaml``).
-        overrides: space-separated ``KEY=VALUE`` applied with ``--set`` to data, convert and
-            train, e.g. ``train.epochs=4 data.source=path data.path=datasets/MOT17``.
+        config: params file in the image (``params.yaml`` or ``configs/*.yaml``) or on a
+            mounted volume: every model, tracker, evaluation, gate and deploy setting.
+        overrides: ``KEY=VALUE`` settings applied with ``--set`` to every step, e.g.
+            ``["train.epochs=4", "data.source=path", "data.path=datasets/MOT17"]``.
         dvc_targets: ``dvc pull`` these in the data step ("" = no pull).
         dvc_remote: DVC remote URL ("" = the image's default remote).
         dvc_secret: Secret with the remote's credentials (optional keys
             ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``).
         train_backend: ``pod`` (one GPU in the pipeline) or ``pytorchjob`` (multi-node DDP).
+        train_device: ``cuda`` (or ``cpu`` for a CPU-only trial) for ``pod`` training.
         train_nodes: PyTorchJob pods (``pytorchjob`` only).
         gpus_per_node: GPUs and training processes per PyTorchJob pod (``pytorchjob`` only).
-        tracker_config: JSON overrides of the tracker settings for ``track-val``.
-        benchmark: TrackEval benchmark preprocessing (``MOT17``, ``MOT20``, ...).
-        gate_criteria: absolute floor, e.g. ``HOTA>=40,IDF1>=40``.
-        gate_max_drop: allowed drop against the deployed model, e.g. ``HOTA=0.5``.
-        model_name: the model's name in Triton and its folder in the repository.
         export_format: ``onnx``, ``onnx-trt-fp16`` (ONNX served through the TensorRT
             accelerator) or ``tensorrt`` (a plan built on this run's GPU).
         triton_url: Triton HTTP endpoint for the load call ("" = publish only).
+        workspace: where the workspace volume is mounted (training runs and resume).
         workspace_pvc: ReadWriteMany PVC for training runs (checkpoints, resume, DDP data).
+        model_repository: where the model-repository volume is mounted (gate, deploy).
         model_repository_pvc: PVC holding the Triton model repository.
     """
     data = prepare_data(
@@ -144,13 +138,14 @@ def qdtrack_pipeline(
             nproc_per_node=gpus_per_node,
             gpus_per_node=gpus_per_node,
             timeout_s=TRAIN_TIMEOUT_S,
+            workspace=workspace,
         ).after(converted)
         # Idempotent by job name (the run id); a cached result would skip the job's logs.
         ddp.set_caching_options(False).set_display_name("train (PyTorchJob)")
         kubernetes.mount_pvc(ddp, pvc_name=workspace_pvc, mount_path=WORKSPACE_MOUNT)
     with dsl.Else(name="single-pod"):
         single = _single_pod_training(
-            data.outputs["dataset"], config, overrides, workspace_pvc
+            data.outputs["dataset"], config, overrides, train_device, workspace, workspace_pvc
         ).after(converted)
     model = dsl.OneOf(ddp.outputs["model"], single.outputs["model"])
 
@@ -158,34 +153,48 @@ def qdtrack_pipeline(
         dataset=data.outputs["dataset"],
         converted=converted.outputs["converted"],
         model=model,
-        tracker_config=tracker_config,
+        config=config,
+        overrides=overrides,
     )
     _on_gpu(tracks)
     scored = evaluate(
         converted=converted.outputs["converted"],
         tracks=tracks.outputs["tracks"],
-        benchmark=benchmark,
-    )
+        results="results",
+        config=config,
+        overrides=overrides,
+    ).set_display_name("evaluate (QDTrack)")
+    evaluate(
+        converted=converted.outputs["converted"],
+        tracks=tracks.outputs["tracks"],
+        results="iou_results",
+        config=config,
+        overrides=overrides,
+    ).set_display_name("evaluate (IoU tracker, same detections)")
     log_metrics(summary=scored.outputs["summary"])
 
     # The champion changes outside KFP's view (each deploy rewrites it): never cache these.
     decision = gate(
         summary=scored.outputs["summary"],
-        criteria=gate_criteria,
-        max_drop=gate_max_drop,
-        model_name=model_name,
+        config=config,
+        overrides=overrides,
+        model_repository=model_repository,
     ).set_caching_options(False)
     kubernetes.mount_pvc(decision, pvc_name=model_repository_pvc, mount_path=MODEL_REPOSITORY_MOUNT)
 
     with dsl.If(decision.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
-        exported = export(model=model, export_format=export_format, model_name=model_name)
+        exported = export(
+            model=model, config=config, overrides=overrides, export_format=export_format
+        )
         _on_gpu(exported)  # TensorRT builds for the GPU it runs on
         published = deploy(
             exported=exported.outputs["exported"],
             summary=scored.outputs["summary"],
             decision=decision.outputs["decision"],
-            model_name=model_name,
+            config=config,
+            overrides=overrides,
             triton_url=triton_url,
+            model_repository=model_repository,
         ).set_caching_options(False)
         kubernetes.mount_pvc(
             published, pvc_name=model_repository_pvc, mount_path=MODEL_REPOSITORY_MOUNT

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from qdtrack.config import stage_config
 from qdtrack.data.mot import MotTable, read_mot_txt, read_seqinfo, write_mot_results
-from qdtrack.io_utils import parse_json_object, read_json, write_json
+from qdtrack.io_utils import read_json, write_json
 from qdtrack.structures import Detections, Tracks
 from qdtrack.trackers import Tracker, build_tracker
 
@@ -190,14 +191,10 @@ def _timing_line(result: AssociationResult) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack associate``."""
-    settings = parse_json_object(args.config, "--config")
-    kind = settings.pop("type", None)
-    if kind is not None and args.tracker is not None and kind != args.tracker:
-        raise ValueError(f"--tracker {args.tracker} but the settings are for type {kind!r}")
-    name = str(args.tracker or kind or "qdtrack")
-    tracker = build_tracker(name, settings)
+    settings = stage_config(args.config, args.set).tracker
+    tracker = build_tracker(settings)
     frames = parse_frames(
-        read_json(args.input), args.input, need_embeds=name in APPEARANCE_TRACKERS
+        read_json(args.input), args.input, need_embeds=settings.tracker_type in APPEARANCE_TRACKERS
     )
     result = run_association(tracker, frames)
     write_json(args.output, tracks_to_json(result), indent=None)

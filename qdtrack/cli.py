@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 # subcommand -> module whose ``main(args) -> int`` runs it (imported lazily: keeps
 # ``qdtrack --help`` fast and avoids importing TrackEval for ``associate``).
@@ -33,6 +36,30 @@ _HANDLERS = {
 }
 
 
+def _config_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    default: str | None = "params.yaml",
+    config_help: str = "params file (default %(default)s)",
+) -> None:
+    """``--config FILE`` and repeated ``--set KEY=VALUE``: the settings of every stage."""
+    parser.add_argument("--config", default=default, metavar="FILE", help=config_help)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.lr=0.01 or --set tracker.type=iou "
+        "(repeatable; a JSON list of KEY=VALUE strings also works)",
+    )
+
+
+_FROM_CHECKPOINT = (
+    "params file whose blocks to use (default: the configuration stored in the "
+    "checkpoint); the model block always comes from the checkpoint"
+)
+
+
 def _add_associate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "associate",
@@ -41,17 +68,11 @@ def _add_associate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--input", required=True, help="frames.json with detections per frame")
     p.add_argument("--output", required=True, help="tracks.json to write")
-    p.add_argument(
-        "--tracker",
-        choices=["qdtrack", "tao", "iou"],
+    _config_arguments(
+        p,
         default=None,
-        help='default: the settings\' "type" (a params-file tracker block), else qdtrack',
-    )
-    p.add_argument(
-        "--config",
-        default="{}",
-        help="tracker settings as JSON, e.g. '{\"memo_tracklet_frames\": 10}'; a params "
-        'file\'s tracker block (with its "type") also works',
+        config_help="params file whose tracker block to use (default: qdtrack "
+        "with the MOT17 settings)",
     )
     p.add_argument(
         "--mot-output",
@@ -67,7 +88,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="score tracks with TrackEval (MOTChallenge HOTA/CLEAR/Identity, TAO Track AP) "
         "or detections with COCO box AP",
         description="Evaluate tracker results against MOTChallenge or TAO ground truth with "
-        "TrackEval, or detections against COCO-style ground truth with pycocotools.",
+        "TrackEval, or detections against COCO-style ground truth with pycocotools. The "
+        "benchmark is evaluate.benchmark, the MOTChallenge split data.val_split.",
     )
     p.add_argument(
         "--gt",
@@ -82,16 +104,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "tracks.json (and optionally detections.json, scored as box AP too); COCO: "
         "detections.json or a folder with it",
     )
-    p.add_argument(
-        "--benchmark",
-        default="MOT17",
-        choices=["MOT17", "MOT16", "MOT15", "MOT20", "TAO", "COCO"],
-    )
-    p.add_argument(
-        "--split",
-        default="full",
-        choices=["full", "half-val"],
-        help="MOTChallenge only (TAO and COCO score the whole gt file)",
+    _config_arguments(
+        p,
+        default=None,
+        config_help="params file (evaluate.benchmark, data.val_split and the "
+        "gate block, checked early; default: MOT17 on the full split)",
     )
     p.add_argument("--out", default=None, help="metrics.json to write")
     p.add_argument(
@@ -101,15 +118,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--per-sequence-csv",
         default=None,
         help="also write per-sequence (TAO: per-class) metrics (CSV, for plots)",
-    )
-    p.add_argument(
-        "--gate", default=None, help='criteria such as "HOTA>=55,MOTA>=65" or "TrackAP>=10"'
-    )
-    p.add_argument("--baseline", default=None, help="metrics.json of the model to compare with")
-    p.add_argument(
-        "--max-drop",
-        default=None,
-        help="allowed drop per metric against --baseline, e.g. HOTA=0.5,IDF1=1",
     )
     p.set_defaults(handler="evaluate")
 
@@ -159,16 +167,24 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         "prepare",
         help="pipeline step: synthesize the default data or check and link a dataset on disk",
     )
-    pr.add_argument("--config", default="params.yaml", help="params file (its data block)")
-    pr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a parameter")
+    _config_arguments(pr)
     pr.add_argument("--out", required=True, help="dataset folder to write (replaced)")
+    pr.add_argument(
+        "--dvc-pull",
+        default="",
+        metavar="TARGETS",
+        help="first `dvc pull` these space-separated targets (e.g. datasets/MOT17.dvc) in "
+        "the current folder, which needs no git (core.no_scm); empty: no pull",
+    )
+    pr.add_argument(
+        "--dvc-remote", default="", metavar="URL", help="remote to pull from (empty: the default)"
+    )
     pr.set_defaults(handler="data prepare")
     cv = data_sub.add_parser(
         "convert",
         help="pipeline step: validation ground truth (half split), val.json, checked sources",
     )
-    cv.add_argument("--config", default="params.yaml")
-    cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a parameter")
+    _config_arguments(cv)
     cv.add_argument("--data", required=True, help="dataset folder from `data prepare`")
     cv.add_argument("--out", required=True, help="folder to write (replaced)")
     cv.set_defaults(handler="data convert")
@@ -199,17 +215,18 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train QDTrack (single process, or DDP under torchrun)")
-    p.add_argument("--config", default="params.yaml", help="params file (default params.yaml)")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a parameter, e.g. --set train.lr=0.01 (repeatable)",
-    )
+    _config_arguments(p)
     p.add_argument("--out", default="runs/train", help="folder for checkpoints and losses.csv")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if any)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument(
+        "--model-output",
+        default=None,
+        metavar="DIR",
+        help="also copy last.pt and losses.csv there when training ends (a pipeline's "
+        "model artifact)",
+    )
     p.set_defaults(handler="train")
 
 
@@ -224,7 +241,7 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--save-detections", default=None, help="write detections + embeddings (associate input)"
     )
-    p.add_argument("--tracker-config", default=None, help="JSON tracker settings overrides")
+    _config_arguments(p, default=None, config_help=_FROM_CHECKPOINT)
     p.add_argument("--start", type=int, default=1, help="first frame (1-based)")
     p.add_argument("--stop", type=int, default=None, help="last frame (1-based, inclusive)")
     p.add_argument("--device", default=None)
@@ -239,7 +256,7 @@ def _add_track_val(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", required=True, help="val.json written by `qdtrack data convert`")
     p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
     p.add_argument("--out-dir", required=True, help="folder for results/, iou_results/, videos")
-    p.add_argument("--tracker-config", default=None, help="JSON tracker settings overrides")
+    _config_arguments(p, default=None, config_help=_FROM_CHECKPOINT)
     p.add_argument("--no-render", action="store_true", help="skip the rendered videos")
     p.add_argument(
         "--no-iou-baseline", action="store_true", help="skip the IoU tracker on the same detections"
@@ -252,23 +269,26 @@ def _add_gate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gate",
         help="decide whether a candidate may replace the deployed model (champion/challenger)",
-        description="Compare a candidate's metrics with fixed criteria and with the metrics "
-        "of the model currently deployed; exit 0 = deployable, 1 = blocked.",
+        description="Compare a candidate's metrics with gate.criteria and, through "
+        "gate.max_drop, with the metrics of the model currently deployed; exit 0 = "
+        "deployable, 1 = blocked.",
     )
     p.add_argument("--candidate", required=True, help="the candidate's metrics (summary JSON)")
-    champ = p.add_mutually_exclusive_group()
-    champ.add_argument(
-        "--model-repository",
-        default=None,
-        help="Triton model repository whose <model>/champion.json is the deployed model",
-    )
-    champ.add_argument("--champion", default=None, help="the deployed model's metrics JSON")
-    p.add_argument("--model-name", default="qdtrack")
-    p.add_argument("--gate", default=None, help='absolute criteria, e.g. "HOTA>=40,IDF1>=40"')
+    _config_arguments(p)
     p.add_argument(
-        "--max-drop", default=None, help="allowed drop against the champion, e.g. HOTA=0.5"
+        "--champion",
+        default=None,
+        help="the deployed model's metrics JSON (default: <deploy.model_repository>/"
+        "<deploy.model_name>/champion.json, written by qdtrack deploy)",
     )
     p.add_argument("--out", default=None, help="decision JSON to write (deploy reads it)")
+    p.add_argument(
+        "--passed-output",
+        default=None,
+        metavar="FILE",
+        help="write true or false there and exit 0 for either decision (a pipeline "
+        "branches on the file; errors still exit 2)",
+    )
     p.set_defaults(handler="gate")
 
 
@@ -276,17 +296,19 @@ def _add_deploy(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deploy",
         help="publish an export as the next version of a Triton model repository",
-        description="Copy an export (qdtrack export) into a Triton model repository as a new "
-        "version, record it as the champion, and optionally ask Triton to load it. "
-        "Refuses unless the gate decision passed.",
+        description="Copy an export (qdtrack export) into the Triton model repository "
+        "deploy.model_repository as a new version of deploy.model_name, record it as the "
+        "champion, and optionally ask Triton to load it. Refuses unless the gate decision "
+        "passed.",
     )
     p.add_argument("--export", required=True, help="model repository written by qdtrack export")
-    p.add_argument("--model-repository", required=True, help="the served model repository")
-    p.add_argument("--model-name", default="qdtrack")
+    _config_arguments(p)
     p.add_argument("--metrics", required=True, help="the candidate's metrics (summary JSON)")
     p.add_argument("--decision", required=True, help="decision JSON from qdtrack gate")
     p.add_argument(
-        "--triton-url", default=None, help="Triton HTTP URL for the model-control load call"
+        "--triton-url",
+        default=None,
+        help="Triton HTTP URL for the model-control load call (empty: publish only)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds for the load call")
     p.set_defaults(handler="deploy")
@@ -301,8 +323,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
     p.add_argument("--out", required=True, help="Triton model repository folder")
-    p.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx")
-    p.add_argument("--model-name", default="qdtrack", help="Triton model name (default qdtrack)")
+    _config_arguments(p, default=None, config_help=_FROM_CHECKPOINT)
+    p.add_argument(
+        "--format",
+        choices=["onnx", "onnx-trt-fp16", "tensorrt"],
+        default="onnx",
+        help="onnx; onnx-trt-fp16 = onnx with --trt-fp16 (TensorRT accelerator, FP16, on GPU); "
+        "tensorrt: a model.plan built here",
+    )
     p.add_argument("--version", type=int, default=1, help="Triton version folder (default 1)")
     p.add_argument(
         "--instance-kind",
@@ -363,6 +391,22 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full ``qdtrack`` argument parser."""
     parser = argparse.ArgumentParser(prog="qdtrack", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        metavar="DIR",
+        help="run the command in DIR (created if missing), like make -C; with --link and no "
+        "--workdir, a fresh temporary folder",
+    )
+    parser.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="REL=PATH",
+        help="make REL (relative to the work directory) a link to PATH, e.g. "
+        "--link data/dataset=/mnt/inputs/dataset: the stages' relative paths (params.yaml, "
+        "val.json) then resolve as under dvc repro (repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_associate(sub)
     _add_evaluate(sub)
@@ -378,13 +422,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enter_workdir(args: argparse.Namespace) -> None:
+    """``--workdir`` / ``--link``: move into the work directory, with the links in place.
+
+    ``--config`` and the link targets are read from where ``qdtrack`` started; every other
+    relative path is relative to the work directory.
+    """
+    if args.workdir is None and not args.link:
+        return
+    links = []
+    for item in args.link:
+        rel, sep, target = item.partition("=")
+        if not sep or not rel or not target or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise ValueError(f"--link {item!r}: expected REL=PATH with a relative REL")
+        if not Path(target).exists():
+            raise FileNotFoundError(f"--link {item!r}: {target} does not exist")
+        links.append((Path(rel), Path(target).resolve()))
+    if getattr(args, "config", None):
+        args.config = str(Path(args.config).resolve())
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="qdtrack-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    for rel, target in links:
+        link = workdir / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            if not link.is_symlink():
+                raise ValueError(f"--link {rel}: {link} exists and is not a link")
+            link.unlink()
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    os.chdir(workdir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qdtrack`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     module_name, function = _HANDLERS[args.handler].split(":")
-    handler = getattr(importlib.import_module(module_name), function)
     try:
+        _enter_workdir(args)
+        handler = getattr(importlib.import_module(module_name), function)
         return int(handler(args))
     except (ValueError, FileNotFoundError) as exc:
         # User errors (bad files, bad settings) get one clear line, not a traceback.

@@ -1,32 +1,101 @@
-"""``params.yaml`` (and the files in ``configs/``) as frozen, typed configuration objects.
+"""``params.yaml`` (and the files in ``configs/``) as one frozen, typed configuration.
 
-Config is an adapter at the edge: each section's fields are the settings of the object it
-configures (``build_qdtrack(cfg.model)``; ``build_tracker(*tracker_spec(cfg.tracker))``,
-where ``tracker.type`` picks the MOT17 or the TAO tracker), so nothing else in the package
-reads YAML.
-Overrides use dotted keys (``train.lr=0.01``), as ``dvc exp run -S`` does.
+Every block of a params file is a frozen dataclass here; the tracker block is the
+settings dataclass written beside each tracker (``qdtrack.trackers``), chosen by
+``tracker.type``. Config is an adapter at the edge: each block's fields are the settings
+of the object it configures (``build_qdtrack(cfg.model)``, ``build_tracker(cfg.tracker)``),
+so nothing else in the package reads YAML.
+
+Every stage of the CLI takes ``--config FILE`` and repeated ``--set key.path=value``
+(values are YAML, as ``dvc exp run -S`` writes them). An unknown key or a value of the
+wrong type stops the stage before it starts, with the file and the key named::
+
+    params.yaml: train.epochs: expected an integer, got 'abc'
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import yaml
 
-T = TypeVar("T")
+from qdtrack.schema import SchemaError, check_choices, from_mapping, to_plain
+from qdtrack.trackers import (
+    AnyTrackerSettings,
+    QuasiDenseTrackerSettings,
+    tracker_block,
+    tracker_settings,
+)
+
+#: The blocks of a params file, in file order.
+BLOCKS = ("data", "model", "tracker", "train", "evaluate", "gate", "deploy")
+
+DataSource = Literal["synth", "path"]
+ValSplit = Literal["full", "half-val"]
+#: Benchmarks ``qdtrack evaluate`` scores: MOTChallenge variants (HOTA, CLEAR, Identity),
+#: TAO (Track AP, plus box AP when detections are saved) and COCO (box AP only).
+Benchmark = Literal["MOT17", "MOT16", "MOT15", "MOT20", "TAO", "COCO"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the dataset comes from and how it is split (``qdtrack data prepare|convert``).
+
+    Attributes:
+        source: ``synth`` (the embedded deterministic default) or ``path`` (a dataset on
+            disk, see ``datasets/README.md``).
+        path: ``source: path``: root with ``train/<seq>/`` (MOTChallenge) and
+            ``crowdhuman/``.
+        val_split: ``full`` (the ``val/`` sequences) or ``half-val`` (second half of each
+            ``train/`` sequence, mmtracking's MOT17 protocol).
+        seed, train_seqs, val_seqs, frames, crowdhuman_images: the synthetic generator.
+        classes: synthetic object classes (1 = people only; 2–4 add cars, dogs, balls).
+        format: validation format: ``mot`` (MOTChallenge sequences) or ``tao`` (a TAO
+            annotation file).
+        val_annotations: ``format: tao``: the validation annotations, relative to the
+            dataset root.
+        images: ``format: tao``: the folder the annotations' file names are relative to.
+    """
+
+    source: DataSource = "synth"
+    path: str = "datasets/MOT17"
+    val_split: ValSplit = "full"
+    seed: int = 0
+    train_seqs: int = 2
+    val_seqs: int = 2
+    frames: int = 120
+    crowdhuman_images: int = 40
+    classes: int = 1
+    format: Literal["mot", "tao"] = "mot"
+    val_annotations: str = "annotations/val.json"
+    images: str = "."
+
+    def __post_init__(self) -> None:
+        check_choices(self, "data")
+        if self.format == "tao" and self.val_split != "full":
+            raise ValueError("data.format tao evaluates whole videos: use data.val_split full")
+        if self.format == "tao" and self.source == "synth" and self.classes < 2:
+            raise ValueError(
+                "data.format tao with synthetic data needs data.classes >= 2 (the "
+                "multi-class generator writes the TAO and LVIS annotation files)"
+            )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network settings (``qdtrack.model.build_qdtrack`` keyword arguments)."""
+    """Network settings (``qdtrack.model.build_qdtrack`` keyword arguments).
+
+    Defaults are the reference R-50-FPN MOT17 model; the CPU configs shrink it.
+    """
 
     depth: int = 50
     num_classes: int = 1
-    style: str = "caffe"
+    style: Literal["caffe", "pytorch"] = "caffe"
     img_scale: tuple[int, int] = (1088, 1088)
     backbone_weights_path: str | None = None
     # The reference freezes BatchNorm and the stem + layer1 of a pretrained backbone; a
@@ -35,14 +104,14 @@ class ModelConfig:
     frozen_stages: int = 1
     fpn_channels: int = 256
     representation_size: int = 1024
-    # RoIAlign samples per bin: 0 = adaptive (reference); 2 is much cheaper on a CPU.
+    # RoIAlign samples per bin: 0 = adaptive (reference); 1 or 2 are much cheaper on a CPU.
     roi_sampling_ratio: int = 0
     embed_conv_channels: int = 256
     embed_num_convs: int = 4
     embed_fc_channels: int = 1024
     embed_channels: int = 256
-    # Test-time detector settings (spec a.5; the TAO config of spec d.3 uses 1e-4, 300,
-    # 0.5, clipping on) and the track head's assigner negative threshold (TAO: 0.3).
+    # Test-time detector settings (the TAO configs use 1e-4, 300, 0.5 and clipping on)
+    # and the track head's assigner negative threshold (TAO: 0.3).
     score_thr: float = 0.05
     max_per_img: int = 100
     nms_iou_thr: float = 0.5
@@ -50,13 +119,19 @@ class ModelConfig:
     track_neg_iou_thr: float = 0.5
     # Input normalisation: "caffe" (reference: BGR, caffe mean, std 1) or "pytorch"
     # (torchvision ImageNet weights, as mmtracking's LVIS/TAO R-101 configs).
-    normalization: str = "caffe"
+    normalization: Literal["caffe", "pytorch"] = "caffe"
     # Class names in label order (label i = classes[i]); empty = one unnamed class per
     # label ("pedestrian" for the single-class MOT model). ``classes_file`` instead names a
     # text file with one name per line (mmdet's ``classes=`` convention); training reads
     # it (:func:`resolve_classes`), so a checkpoint carries the names themselves.
     classes: tuple[str, ...] = ()
     classes_file: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choices(self, "model")
+        if min(self.img_scale) <= 0:
+            raise ValueError(f"img_scale must be positive, got {list(self.img_scale)}")
+        _check_classes(self, "model")
 
     def class_names(self) -> tuple[str, ...]:
         """The name of each label (``classes``, or ``pedestrian`` for a 1-class model)."""
@@ -67,59 +142,22 @@ class ModelConfig:
         return tuple(f"class_{i}" for i in range(self.num_classes))
 
 
-@dataclass(frozen=True)
-class TrackerConfig:
-    """``QuasiDenseTracker`` settings; defaults = the mmtracking MOT17 config."""
-
-    type: str = "qdtrack"
-    init_score_thr: float = 0.9
-    obj_score_thr: float = 0.5
-    match_score_thr: float = 0.5
-    memo_tracklet_frames: int = 30
-    memo_backdrop_frames: int = 1
-    memo_momentum: float = 0.8
-    nms_conf_thr: float = 0.5
-    nms_backdrop_iou_thr: float = 0.3
-    nms_class_iou_thr: float = 0.7
-    with_cats: bool = True
-    match_metric: str = "bisoftmax"
-
-
-@dataclass(frozen=True)
-class TaoTrackerConfig:
-    """``QuasiDenseTAOTracker`` settings (``tracker.type: tao``); defaults = spec d.3."""
-
-    type: str = "tao"
-    init_score_thr: float = 1e-4
-    obj_score_thr: float = 1e-4
-    match_score_thr: float = 0.5
-    memo_frames: int = 10
-    memo_momentum: float = 0.8
-    momentum_obj_score: float = 0.5
-    obj_score_diff_thr: float = 1.0
-    distractor_nms_thr: float = 0.3
-    distractor_score_thr: float = 0.5
-    match_metric: str = "bisoftmax"
-    match_with_cosine: bool = True
-
-
-AnyTrackerConfig = TrackerConfig | TaoTrackerConfig
-#: ``tracker.type`` -> settings class (the names of :func:`qdtrack.trackers.build_tracker`).
-TRACKER_CONFIGS: dict[str, type[TrackerConfig] | type[TaoTrackerConfig]] = {
-    "qdtrack": TrackerConfig,
-    "tao": TaoTrackerConfig,
-}
-
-
-def tracker_spec(config: AnyTrackerConfig) -> tuple[str, dict[str, Any]]:
-    """``(tracker name, keyword settings)`` for :func:`qdtrack.trackers.build_tracker`."""
-    settings = dataclasses.asdict(config)
-    return str(settings.pop("type")), settings
+def _check_classes(model: ModelConfig, where: str) -> None:
+    if not all(name for name in model.classes):
+        raise ValueError(f"{where}.classes: class names must be non-empty strings")
+    if model.classes and len(model.classes) != model.num_classes:
+        raise ValueError(
+            f"{where}: num_classes = {model.num_classes} but classes lists "
+            f"{len(model.classes)} names"
+        )
+    if len(set(model.classes)) != len(model.classes):
+        raise ValueError(f"{where}.classes: duplicate class names")
 
 
 #: Kinds of training source: MOTChallenge sequences, CrowdHuman stills, COCO / LVIS stills
 #: and TAO videos (the last three need ``images``: the folder their ``file_name``s are in).
-SOURCE_KINDS = ("mot", "crowdhuman", "coco", "lvis", "tao")
+SourceKind = Literal["mot", "crowdhuman", "coco", "lvis", "tao"]
+SOURCE_KINDS: tuple[str, ...] = ("mot", "crowdhuman", "coco", "lvis", "tao")
 
 
 @dataclass(frozen=True)
@@ -137,16 +175,19 @@ class DatasetSource:
             renaming categories before they are matched to ``model.classes``.
     """
 
-    kind: str
+    kind: SourceKind
     path: str
-    subset: str = "full"
+    subset: Literal["full", "half-train", "half-val"] = "full"
     images: str | None = None
     category_map: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choices(self, "source")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and data settings; defaults = the reference (spec a.8, a.9)."""
+    """Optimisation and data settings; defaults = the reference MOT17 schedule."""
 
     epochs: int = 4
     batch_size: int = 16
@@ -170,107 +211,117 @@ class TrainConfig:
     sources: tuple[DatasetSource, ...] = ()
     # Multi-class (LVIS / TAO) settings of mmtracking's TAO configs; the defaults are the
     # MOT17 behaviour.
-    augment: str = "mot"  # "mot" (spec a.7) | "lvis" (multi-scale resize + flip)
+    augment: Literal["mot", "lvis"] = "mot"  # lvis: multi-scale resize + flip
     # (long, short) resize limits drawn from with augment "lvis" (mmdet keep-ratio rule)
     lvis_scales: tuple[tuple[int, int], ...] = tuple((1333, s) for s in range(640, 801, 32))
     oversample_thr: float | None = None  # class-balanced repeat factors (LVIS: 1e-3)
     freeze_detector: bool = False  # train the track head only (TAO fine-tuning)
     load_from: str | None = None  # initial weights (``qdtrack train --init`` overrides)
 
+    def __post_init__(self) -> None:
+        check_choices(self, "train")
+        if not self.lvis_scales or any(min(s) <= 0 for s in self.lvis_scales):
+            raise ValueError("train.lvis_scales must be a list of positive [long, short] sizes")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How ``qdtrack evaluate`` scores the validation results.
+
+    Attributes:
+        benchmark: ``MOT17`` (and the other MOTChallenge variants): HOTA, MOTA, IDF1 with
+            the benchmark's preprocessing; ``TAO``: Track AP (and box AP); ``COCO``: box AP.
+            The validation split is ``data.val_split``.
+    """
+
+    benchmark: Benchmark = "MOT17"
+
+    def __post_init__(self) -> None:
+        check_choices(self, "evaluate")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Champion/challenger rule of ``qdtrack gate`` (metric names of ``evaluate.benchmark``).
+
+    Attributes:
+        criteria: absolute floor, comma-separated ``METRIC OP VALUE``
+            (``HOTA>=40,IDF1>=40``; TAO: ``TrackAP>=10``); empty = none.
+        max_drop: allowed drop against the deployed model, comma-separated
+            ``METRIC=DROP`` (``HOTA=0.5``); empty = none.
+    """
+
+    criteria: str = ""
+    max_drop: str = ""
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Where ``qdtrack deploy`` publishes the gated export.
+
+    Attributes:
+        model_repository: the Triton model repository (a local folder, or the volume
+            mounted in the pipeline's deploy step).
+        model_name: the model's name in Triton and its folder in the repository.
+    """
+
+    model_repository: str = "model_repository"
+    model_name: str = "qdtrack"
+
 
 @dataclass(frozen=True)
 class QDTrackConfig:
-    """The whole configuration: what a checkpoint carries so it can rebuild everything."""
+    """The whole configuration: every block of a params file.
 
+    A checkpoint carries it, so evaluation and export rebuild the model (and know how it
+    was meant to be tracked) from the checkpoint alone.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    tracker: AnyTrackerConfig = field(default_factory=TrackerConfig)
+    tracker: AnyTrackerSettings = field(default_factory=QuasiDenseTrackerSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-able dict (tuples become lists)."""
-        return _plain(dataclasses.asdict(self))
+        """Plain JSON/YAML-able dict in file order (tuples become lists)."""
+        plain = {name: to_plain(getattr(self, name)) for name in BLOCKS}
+        plain["tracker"] = tracker_block(self.tracker)
+        return plain
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+_BLOCK_TYPES: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "gate": GateConfig,
+    "deploy": DeployConfig,
+}
 
 
-def _tuples(value: Any) -> Any:
-    """Lists (at any depth) as tuples: config values are immutable."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+def config_from_dict(data: Mapping[str, Any], where: str = "config") -> QDTrackConfig:
+    """Build a :class:`QDTrackConfig` from a mapping of blocks (missing blocks: defaults).
 
-
-def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
-    """Instantiate dataclass ``cls`` from ``data``, converting lists and nested sources."""
+    Raises:
+        ValueError: an unknown block or key, or a value of the wrong type, with ``where``
+            and the dotted key in the message.
+    """
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
+        raise SchemaError(f"{where}: expected a mapping of blocks, got {type(data).__name__}")
+    unknown = sorted(str(k) for k in data if k not in BLOCKS)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; valid: {sorted(fields)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        if name == "sources":
-            if not isinstance(value, Sequence) or isinstance(value, str):
-                raise ValueError(f"{where}.sources: expected a list")
-            value = tuple(
-                _build(DatasetSource, v, f"{where}.sources[{i}]") for i, v in enumerate(value)
-            )
-            for i, src in enumerate(value):
-                if src.kind not in SOURCE_KINDS:
-                    raise ValueError(
-                        f"{where}.sources[{i}].kind must be one of {SOURCE_KINDS}, got {src.kind!r}"
-                    )
-        elif isinstance(value, list):
-            value = _tuples(value)
-        kwargs[name] = _coerce(value, str(fields[name].type), f"{where}.{name}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"{where}: {exc}") from exc
-
-
-def _coerce(value: Any, annotation: str, where: str) -> Any:
-    """Check scalar types; accept numbers written as strings (YAML reads ``1e-3`` as one)."""
-    kinds = {"float": float, "int": int, "bool": bool}
-    kind = kinds.get(annotation.replace(" | None", ""))
-    if kind is None or (value is None and "None" in annotation):
-        return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    if kind is int:
-        if not number.is_integer():
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        return int(number)
-    return number
-
-
-def _model_config(data: Mapping[str, Any], where: str) -> ModelConfig:
-    model = _build(ModelConfig, data, where)
-    _check_classes(model, where)
-    return model
-
-
-def _check_classes(model: ModelConfig, where: str) -> None:
-    if not all(isinstance(name, str) and name for name in model.classes):
-        raise ValueError(f"{where}.classes: expected class names (non-empty strings)")
-    if model.classes and len(model.classes) != model.num_classes:
-        raise ValueError(
-            f"{where}: num_classes = {model.num_classes} but classes lists "
-            f"{len(model.classes)} names"
+        raise SchemaError(
+            f"{where}: unknown block {', '.join(unknown)}; valid blocks: {', '.join(BLOCKS)}"
         )
-    if len(set(model.classes)) != len(model.classes):
-        raise ValueError(f"{where}.classes: duplicate class names")
+    blocks: dict[str, Any] = {
+        name: from_mapping(cls, data.get(name), f"{where}: {name}")
+        for name, cls in _BLOCK_TYPES.items()
+    }
+    blocks["tracker"] = tracker_settings(data.get("tracker"), f"{where}: tracker")
+    return QDTrackConfig(**blocks)
 
 
 def resolve_classes(model: ModelConfig) -> ModelConfig:
@@ -284,67 +335,72 @@ def resolve_classes(model: ModelConfig) -> ModelConfig:
         return model
     from qdtrack.data.coco import read_class_names
 
-    resolved = dataclasses.replace(
-        model, classes=tuple(read_class_names(model.classes_file)), classes_file=None
-    )
-    _check_classes(resolved, f"model.classes_file {model.classes_file}")
-    return resolved
+    names = tuple(read_class_names(model.classes_file))
+    try:
+        return dataclasses.replace(model, classes=names, classes_file=None)
+    except ValueError as exc:
+        raise ValueError(f"model.classes_file {model.classes_file}: {exc}") from exc
 
 
-def _tracker_config(data: Mapping[str, Any], where: str) -> AnyTrackerConfig:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    kind = data.get("type", "qdtrack")
-    if kind not in TRACKER_CONFIGS:
-        raise ValueError(f"{where}.type must be one of {sorted(TRACKER_CONFIGS)}, got {kind!r}")
-    return _build(TRACKER_CONFIGS[kind], data, where)
+# ----------------------------------------------------------------- files and overrides
 
 
-def config_from_dict(data: Mapping[str, Any], where: str = "config") -> QDTrackConfig:
-    """Build a :class:`QDTrackConfig` from a mapping; other top-level keys are ignored."""
-    train = _build(TrainConfig, data.get("train") or {}, f"{where}: train")
-    if train.augment not in ("mot", "lvis"):
-        raise ValueError(f"{where}: train.augment must be 'mot' or 'lvis', got {train.augment!r}")
-    if not train.lvis_scales or not all(
-        isinstance(s, tuple) and len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s)
-        for s in train.lvis_scales
-    ):
-        raise ValueError(f"{where}: train.lvis_scales must be a list of [long, short] sizes")
-    return QDTrackConfig(
-        model=_model_config(data.get("model") or {}, f"{where}: model"),
-        tracker=_tracker_config(data.get("tracker") or {}, f"{where}: tracker"),
-        train=train,
-    )
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=0.01"`` -> ``(["train", "lr"], 0.01)`` (the value is read as YAML)."""
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE with a dotted key (train.lr=0.01)")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--set {item!r}: the value is not valid YAML: {exc}") from exc
+    return parts, value
 
 
-def _parse_scalar(text: str) -> Any:
-    return yaml.safe_load(text)
+def expand_overrides(items: Sequence[str] | None) -> list[str]:
+    """Flatten ``--set`` values: each is ``KEY=VALUE`` or a JSON list of them.
 
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` overrides (values parsed as YAML) to a nested dict."""
-    out = _plain(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = _parse_scalar(text)
+    The list form is for callers that hold all overrides in one argument (a Kubeflow run
+    parameter): ``--set '["train.epochs=4", "data.source=path"]'``. A single override
+    never starts with ``[`` (keys are names), so the two forms cannot be confused.
+    """
+    out: list[str] = []
+    for item in items or ():
+        text = item.strip()
+        if not text.startswith("["):
+            out.append(item)
+            continue
+        try:
+            listed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--set {item!r}: not KEY=VALUE nor a JSON list: {exc}") from exc
+        if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+            raise ValueError(f"--set {item!r}: a JSON list of KEY=VALUE strings was expected")
+        out.extend(v for v in listed if v.strip())
     return out
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> QDTrackConfig:
-    """Read a params file (``params.yaml`` or ``configs/*.yaml``) with optional overrides."""
-    return config_from_dict(load_params(path, overrides), str(path))
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of the nested mapping ``data`` with ``section.key=value`` overrides applied."""
+    out: dict[str, Any] = to_plain(dict(data))
+    for item in expand_overrides(overrides):
+        parts, value = parse_override(item)
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                path = ".".join(parts[: depth + 1])
+                raise ValueError(f"--set {item!r}: {path} is a value, not a block of settings")
+            node = child
+        node[parts[-1]] = value
+    return out
 
 
-def load_params(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The params file as a plain mapping (every block, not only the typed ones)."""
+def read_params(path: str | Path) -> dict[str, Any]:
+    """The params file as a plain mapping (YAML), with file errors as clear messages."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: config file not found")
@@ -353,5 +409,48 @@ def load_params(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     except yaml.YAMLError as exc:
         raise ValueError(f"{p}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping at the top level")
-    return apply_overrides(data, overrides)
+        raise ValueError(f"{p}: expected a mapping of blocks at the top level")
+    return data
+
+
+def load_params(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The params file as a plain mapping with ``overrides`` applied (not yet checked)."""
+    return apply_overrides(read_params(path), overrides)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> QDTrackConfig:
+    """Read and check a params file (``params.yaml`` or ``configs/*.yaml``) with overrides."""
+    return config_from_dict(load_params(path, overrides), _describe(path, overrides))
+
+
+def _describe(path: str | Path, overrides: Sequence[str]) -> str:
+    return f"{path} with --set" if expand_overrides(overrides) else str(path)
+
+
+def stage_config(
+    path: str | Path | None,
+    overrides: Sequence[str] = (),
+    *,
+    checkpoint: QDTrackConfig | None = None,
+) -> QDTrackConfig:
+    """The configuration a CLI stage runs with.
+
+    Args:
+        path: the ``--config`` file; ``None`` = the checkpoint's configuration (or the
+            defaults without a checkpoint).
+        overrides: the ``--set`` values.
+        checkpoint: the configuration stored in the checkpoint the stage loads. Its
+            ``model`` block always wins over the file's, because the weights were trained
+            for it; ``--set model.…`` still applies (test-time settings such as
+            ``score_thr``).
+    """
+    if path is None:
+        base = checkpoint.to_dict() if checkpoint is not None else {}
+        where = "checkpoint config" if checkpoint is not None else "default config"
+    else:
+        base, where = read_params(path), str(path)
+        if checkpoint is not None:
+            base["model"] = to_plain(checkpoint.model)
+    if expand_overrides(overrides):
+        where += " with --set"
+    return config_from_dict(apply_overrides(base, overrides), where)

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from qdtrack.config import stage_config
 from qdtrack.gate import CHAMPION_FILE, GateDecision, metrics_from_document
 from qdtrack.io_utils import atomic_write, read_json, write_json
 
@@ -170,26 +171,28 @@ def request_load(
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack deploy``: 0 = published (and loaded), 1 = refused by the gate or Triton."""
+    deploy = stage_config(args.config, args.set).deploy
+    model_name = deploy.model_name
     decision = GateDecision.from_dict(read_json(args.decision), args.decision)
     metrics = metrics_from_document(read_json(args.metrics), args.metrics)
     try:
         published = publish_version(
             args.export,
-            args.model_repository,
-            model_name=args.model_name,
+            deploy.model_repository,
+            model_name=model_name,
             metrics=metrics,
             decision=decision,
         )
     except DeployRefusedError as exc:
         print(f"deploy: refused: {exc}", file=sys.stderr)
         return 1
-    print(f"deploy: published {args.model_name} version {published.version} -> {published.path}")
+    print(f"deploy: published {model_name} version {published.version} -> {published.path}")
     if args.triton_url:
         try:
-            request_load(args.triton_url, args.model_name, timeout=args.timeout)
+            request_load(args.triton_url, model_name, timeout=args.timeout)
         except RuntimeError as exc:
             rollback(published)
             print(f"deploy: {exc}; version {published.version} rolled back", file=sys.stderr)
             return 1
-        print(f"deploy: Triton at {args.triton_url} loaded {args.model_name}")
+        print(f"deploy: Triton at {args.triton_url} loaded {model_name}")
     return 0

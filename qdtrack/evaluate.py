@@ -7,7 +7,7 @@ official preprocessing, and returns the metrics as plain JSON-ready numbers.
 ``check_gate`` turns a metrics dict into a list of failed criteria. Rules and formats:
 ``spec/data-formats.md`` §2.3 (gt handling), §4 (result format), §5 (half split), §7 (TrackEval).
 TAO (Track AP) and COCO box AP live in ``qdtrack.evaluate_tao``; ``main`` (``qdtrack
-evaluate``) dispatches on ``--benchmark`` and applies the same table, outputs and gates.
+evaluate``) dispatches on ``evaluate.benchmark`` and writes the same table and outputs.
 """
 
 from __future__ import annotations
@@ -28,21 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qdtrack.config import GateConfig, stage_config
 from qdtrack.data.mot import half_frames, read_seqinfo
 from qdtrack.evaluate_tao import (
     BOX_METRIC_NAMES,
     BOX_SUMMARY_METRICS,
     COCO_BENCHMARK,
-    DETECTIONS_FILE,
     TAO_BENCHMARK,
     TAO_SUMMARY_METRICS,
     TRACK_METRIC_NAMES,
-    TRACKS_FILE,
     evaluate_box_ap,
     evaluate_tao,
-    resolve_results_file,
 )
-from qdtrack.io_utils import atomic_write, read_json, write_json
+from qdtrack.io_utils import atomic_write, write_json
 
 BENCHMARKS = ("MOT17", "MOT16", "MOT15", "MOT20")
 """MOTChallenge benchmarks (``evaluate_mot``); ``qdtrack evaluate`` also takes TAO and COCO."""
@@ -573,49 +571,53 @@ def write_per_sequence_csv(path: str | os.PathLike[str], metrics: dict[str, Any]
             writer.writerow(cells)
 
 
-def _gate_metric_names(args: argparse.Namespace) -> tuple[str, ...]:
-    """Metrics the chosen benchmark reports (checked before the evaluation runs)."""
-    if args.benchmark == COCO_BENCHMARK:
+def benchmark_metric_names(benchmark: str) -> tuple[str, ...]:
+    """Metrics ``benchmark`` can report (TAO: box AP too, when detections are saved)."""
+    if benchmark == COCO_BENCHMARK:
         return BOX_METRIC_NAMES
-    if args.benchmark == TAO_BENCHMARK:
-        tracks = resolve_results_file(args.results, TRACKS_FILE)
-        with_boxes = (tracks.parent / DETECTIONS_FILE).is_file()
-        return TRACK_METRIC_NAMES + (BOX_METRIC_NAMES if with_boxes else ())
+    if benchmark == TAO_BENCHMARK:
+        return TRACK_METRIC_NAMES + BOX_METRIC_NAMES
     return METRIC_NAMES
 
 
-def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    if args.benchmark in (TAO_BENCHMARK, COCO_BENCHMARK):
-        if args.split != "full":
+def check_gate_names(gate: GateConfig, names: tuple[str, ...], where: str) -> None:
+    """Raise ``ValueError`` unless the gate's criteria parse and use only ``names``."""
+    zeros = dict.fromkeys(names, 0.0)
+    try:
+        check_gate(zeros, gate=gate.criteria or None, baseline=zeros, max_drop=gate.max_drop or "")
+    except ValueError as exc:
+        raise ValueError(f"{where}: gate: {exc}") from exc
+
+
+def evaluate_results(
+    gt: str | os.PathLike[str],
+    results: str | os.PathLike[str],
+    *,
+    benchmark: str,
+    split: str,
+) -> dict[str, Any]:
+    """Score ``results`` against ``gt`` with ``benchmark`` (``split``: MOTChallenge only)."""
+    if benchmark in (TAO_BENCHMARK, COCO_BENCHMARK):
+        if split != "full":
             raise ValueError(
-                f"--split {args.split} applies to MOTChallenge benchmarks only; "
-                f"{args.benchmark} is scored on the whole gt file"
+                f"data.val_split {split} applies to MOTChallenge benchmarks only; "
+                f"{benchmark} is scored on the whole gt file"
             )
-        if args.benchmark == TAO_BENCHMARK:
-            return evaluate_tao(args.gt, args.results)
-        return evaluate_box_ap(args.gt, args.results)
-    return evaluate_mot(args.gt, args.results, benchmark=args.benchmark, split=args.split)
+        if benchmark == TAO_BENCHMARK:
+            return evaluate_tao(gt, results)
+        return evaluate_box_ap(gt, results)
+    return evaluate_mot(gt, results, benchmark=benchmark, split=split)
 
 
 def main(args: argparse.Namespace) -> int:
-    """``qdtrack evaluate``: 0 = evaluated (and the gate passed), 1 = the gate failed."""
-    baseline = None
-    if args.baseline is not None:
-        baseline_doc = read_json(args.baseline)
-        if not isinstance(baseline_doc, dict) or not isinstance(baseline_doc.get("combined"), dict):
-            raise ValueError(f"{args.baseline}: not a metrics.json (no 'combined' section)")
-        baseline = baseline_doc["combined"]
-    # Validate the gate before spending time on the evaluation: syntax, and metric names
-    # that the chosen benchmark reports.
-    names = _gate_metric_names(args)
-    check_gate(
-        dict.fromkeys(names, 0),
-        gate=args.gate,
-        baseline=None if baseline is None else dict.fromkeys(names, 0),
-        max_drop=args.max_drop,
-    )
-
-    metrics = _evaluate(args)
+    """``qdtrack evaluate``: score the results; 0 = evaluated."""
+    config = stage_config(args.config, args.set)
+    benchmark, split = config.evaluate.benchmark, config.data.val_split
+    # A gate that names metrics this benchmark does not report would only fail after the
+    # evaluation (or in the next stage): check it first.
+    names = benchmark_metric_names(benchmark)
+    check_gate_names(config.gate, names, str(args.config or "config"))
+    metrics = evaluate_results(args.gt, args.results, benchmark=benchmark, split=split)
     print(format_table(metrics))
     if args.out:
         write_json(args.out, metrics)
@@ -626,16 +628,4 @@ def main(args: argparse.Namespace) -> int:
     if getattr(args, "per_sequence_csv", None):
         write_per_sequence_csv(args.per_sequence_csv, metrics)
         print(f"wrote {args.per_sequence_csv}")
-
-    if args.gate is None and baseline is None:
-        return 0
-    failures = check_gate(
-        metrics["combined"], gate=args.gate, baseline=baseline, max_drop=args.max_drop
-    )
-    if failures:
-        print(f"gate: FAIL ({len(failures)} criteria)", file=sys.stderr)
-        for message in failures:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    print("gate: PASS")
     return 0

@@ -1,8 +1,9 @@
 """The deployment gate: champion/challenger on tracking metrics.
 
-A candidate model is deployable when its metrics pass the absolute criteria (``--gate``,
-e.g. ``HOTA>=40``) and, when a model is already deployed, do not fall behind that
-champion by more than the allowed drop per metric (``--max-drop``, e.g. ``HOTA=0.5``).
+A candidate model is deployable when its metrics pass the absolute criteria
+(``gate.criteria``, e.g. ``HOTA>=40``; ``TrackAP>=10`` for TAO) and, when a model is
+already deployed, do not fall behind that champion by more than the allowed drop per
+metric (``gate.max_drop``, e.g. ``HOTA=0.5``).
 The champion's metrics live in the model repository beside its versions
 (``<repository>/<model>/champion.json``, written by ``qdtrack deploy``), so the gate always
 compares with what is actually serving, not with a number fixed in a config file.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qdtrack.config import stage_config
 from qdtrack.evaluate import check_gate
 from qdtrack.io_utils import read_json, write_json
 
@@ -131,19 +133,34 @@ def decide(
 
 
 def main(args: argparse.Namespace) -> int:
-    """``qdtrack gate``: 0 = deployable, 1 = blocked (reasons printed and written)."""
+    """``qdtrack gate``: 0 = deployable, 1 = blocked (reasons printed and written).
+
+    With ``--passed-output`` the decision goes to that file (``true``/``false``) and both
+    decisions exit 0: a pipeline branches on the file, and a non-zero exit then always
+    means bad input.
+    """
+    config = stage_config(args.config, args.set)
     candidate = metrics_from_document(read_json(args.candidate), args.candidate)
     champion: dict[str, float] | None = None
     if args.champion is not None:
         champion = metrics_from_document(read_json(args.champion), args.champion)
-    elif args.model_repository is not None:
-        record = read_champion(args.model_repository, args.model_name)
+    else:
+        repository, name = config.deploy.model_repository, config.deploy.model_name
+        record = read_champion(repository, name)
         if record is not None:
-            source = str(champion_path(args.model_repository, args.model_name))
-            champion = metrics_from_document(record, source)
-    decision = decide(candidate, champion=champion, gate=args.gate, max_drop=args.max_drop)
+            champion = metrics_from_document(record, str(champion_path(repository, name)))
+    decision = decide(
+        candidate,
+        champion=champion,
+        gate=config.gate.criteria or None,
+        max_drop=config.gate.max_drop or None,
+    )
     if args.out:
         write_json(args.out, decision.to_dict())
+    if args.passed_output:
+        path = Path(args.passed_output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("true" if decision.passed else "false", encoding="utf-8")
     against = "no deployed model" if champion is None else "the deployed model"
     if decision.passed:
         print(f"gate: PASS (against {against})")
@@ -151,4 +168,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"gate: FAIL (against {against}), nothing will be deployed:", file=sys.stderr)
     for reason in decision.reasons:
         print(f"  {reason}", file=sys.stderr)
-    return 1
+    return 0 if args.passed_output else 1

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from qdtrack.config import QDTrackConfig, stage_config
 from qdtrack.data.frames import FrameSource, open_frames
 from qdtrack.data.mot import write_mot_results
-from qdtrack.io_utils import parse_json_object, read_json, write_json
+from qdtrack.io_utils import read_json, write_json
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.render import VideoWriter, draw_tracks
 from qdtrack.structures import Detections, Tracks
-from qdtrack.track_tao import iou_settings
-from qdtrack.trackers import Tracker, build_tracker
-from qdtrack.train import model_from_checkpoint
+from qdtrack.trackers import AnyTrackerSettings, Tracker, build_tracker, iou_baseline_settings
+from qdtrack.train import checkpoint_config, load_checkpoint, model_from_state
 
 
 def detections_record(frame_id: int, det: Detections) -> dict[str, Any]:
@@ -99,30 +99,26 @@ def track_source(
     return results, kept, fps
 
 
-def _model_and_tracker_settings(
-    args: argparse.Namespace,
-) -> tuple[QDTrack, dict[str, Any], tuple[str, ...]]:
-    """The checkpoint's model on ``--device``, its tracker settings + ``--tracker-config``
-    and its class names."""
+def load_for_tracking(args: argparse.Namespace) -> tuple[QDTrack, QDTrackConfig]:
+    """The checkpoint's model on ``--device`` and the stage's configuration.
+
+    The tracker (and every block but ``model``) comes from ``--config`` when given, else
+    from the checkpoint; ``--set`` applies on top.
+    """
     torch.set_flush_denormal(True)
-    model, config = model_from_checkpoint(args.checkpoint)
-    settings: dict[str, Any] = dataclasses.asdict(config.tracker)
-    if args.tracker_config:
-        settings.update(parse_json_object(args.tracker_config, "--tracker-config"))
+    state = load_checkpoint(args.checkpoint)
+    config = stage_config(
+        args.config, args.set, checkpoint=checkpoint_config(state, args.checkpoint)
+    )
+    model = model_from_state(state, config.model)
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model, settings, config.model.class_names()
-
-
-def split_tracker_settings(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``(tracker name, settings without "type")`` of a ``tracker`` config block."""
-    rest = dict(settings)
-    return str(rest.pop("type", "qdtrack")), rest
+    return model, config
 
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack track``."""
-    model, settings, _ = _model_and_tracker_settings(args)
-    tracker = build_tracker(*split_tracker_settings(settings))
+    model, config = load_for_tracking(args)
+    tracker = build_tracker(config.tracker)
     results, detections, fps = track_source(
         model,
         tracker,
@@ -146,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
 
 def track_val_set(
     model: QDTrack,
-    settings: dict[str, Any],
+    settings: AnyTrackerSettings,
     manifest: dict[str, Any],
     out_dir: str | Path,
     *,
@@ -161,16 +157,14 @@ def track_val_set(
     tracker's ``iou_results/<seq>.txt`` on the same detections and frame numbers.
     A TAO manifest (``"format": "tao"``) goes to
     :func:`qdtrack.track_tao.track_tao_set` instead (JSON results; ``class_names`` name
-    the model's labels). ``settings`` is the ``tracker`` block (its ``type`` picks the
-    tracker). Returns per-sequence frame counts and speeds.
+    the model's labels). ``settings`` picks the tracker and configures it. Returns
+    per-sequence frame counts and speeds.
     """
-    name, settings = split_tracker_settings(settings)
     if manifest.get("format") == "tao":
         from qdtrack.track_tao import track_tao_set
 
         return track_tao_set(
             model,
-            name,
             settings,
             manifest,
             out_dir,
@@ -187,7 +181,7 @@ def track_val_set(
         seq_name = str(entry["name"])
         results, detections, fps = track_source(
             model,
-            build_tracker(name, settings),
+            build_tracker(settings),
             entry["path"],
             start=int(entry["start"]),
             stop=int(entry["stop"]),
@@ -198,7 +192,7 @@ def track_val_set(
         records = [detections_record(i, det) for i, det in enumerate(detections)]
         write_json(out / "detections" / f"{seq_name}.json", {"frames": records}, indent=None)
         if iou_baseline:
-            iou = build_tracker("iou", iou_settings(name, settings))
+            iou = build_tracker(iou_baseline_settings(settings))
             iou_results = [
                 (frame_number, iou.update(dataclasses.replace(det, embeddings=None), index))
                 for index, ((frame_number, _), det) in enumerate(
@@ -212,15 +206,15 @@ def track_val_set(
 
 def main_val(args: argparse.Namespace) -> int:
     """``qdtrack track-val``."""
-    model, settings, class_names = _model_and_tracker_settings(args)
+    model, config = load_for_tracking(args)
     report = track_val_set(
         model,
-        settings,
+        config.tracker,
         read_json(args.manifest),
         args.out_dir,
         render=not args.no_render,
         iou_baseline=not args.no_iou_baseline,
-        class_names=class_names,
+        class_names=config.model.class_names(),
     )
     write_json(Path(args.out_dir) / "speed.json", report)
     for name, row in report.items():

@@ -28,7 +28,7 @@ from qdtrack.data.frames import ImageFrames
 from qdtrack.io_utils import write_json
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.structures import Detections, Tracks
-from qdtrack.trackers import build_tracker
+from qdtrack.trackers import AnyTrackerSettings, build_tracker, iou_baseline_settings
 
 #: Frame rate written into the rendered videos (TAO annotates about 1 frame per second).
 RENDER_FPS = 5.0
@@ -109,19 +109,9 @@ def detection_records(
     return records
 
 
-def iou_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The IoU baseline with the same score thresholds and memory as the tracker."""
-    memory = settings.get("memo_frames" if name == "tao" else "memo_tracklet_frames")
-    out = {k: settings[k] for k in ("obj_score_thr", "init_score_thr") if k in settings}
-    if memory is not None:
-        out["memo_tracklet_frames"] = memory
-    return out
-
-
 def track_tao_set(
     model: QDTrack,
-    tracker_name: str,
-    settings: dict[str, Any],
+    settings: AnyTrackerSettings,
     manifest: Mapping[str, Any],
     out_dir: str | Path,
     *,
@@ -162,7 +152,7 @@ def track_tao_set(
         source = ImageFrames(Path(name), [Path(f["path"]) for f in frames], fps=RENDER_FPS)
         results, detections, fps = track_source(
             model,
-            build_tracker(tracker_name, settings),
+            build_tracker(settings),
             source,
             render=out / f"{Path(name).name}.mp4" if render else None,
             keep_detections=True,
@@ -178,7 +168,7 @@ def track_tao_set(
             out / "detections" / f"{Path(name).name}.json", {"frames": records_json}, indent=None
         )
         if iou_baseline:
-            iou = build_tracker("iou", iou_settings(tracker_name, settings))
+            iou = build_tracker(iou_baseline_settings(settings))
             iou_tracks = [
                 iou.update(dataclasses.replace(det, embeddings=None), index)
                 for index, det in enumerate(detections)

@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -30,11 +31,12 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from qdtrack.config import (
+    ModelConfig,
     QDTrackConfig,
     TrainConfig,
     config_from_dict,
-    load_config,
     resolve_classes,
+    stage_config,
 )
 from qdtrack.data.pairs import PairDataset, collate_pairs
 from qdtrack.data.sources import load_source
@@ -43,6 +45,7 @@ from qdtrack.model.preprocess import NORMALIZATIONS, Normalization
 from qdtrack.model.qdtrack import QDTrack, build_qdtrack
 
 CHECKPOINT_FORMAT = "qdtrack-ops/1"
+LOSSES_CSV = "losses.csv"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -98,7 +101,7 @@ def build_dataset(
         img_scale=img_scale,
         frame_range=cfg.frame_range,
         seed=cfg.seed,
-        augment=cfg.augment,  # type: ignore[arg-type]  # checked by config_from_dict
+        augment=cfg.augment,
         lvis_scales=cfg.lvis_scales,
         oversample_thr=cfg.oversample_thr,
     )
@@ -183,13 +186,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def checkpoint_config(state: dict[str, Any], path: str | Path) -> QDTrackConfig:
+    """The configuration a checkpoint (from :func:`load_checkpoint`) was trained with."""
+    return config_from_dict(state["config"], f"{path}: config")
+
+
+def model_from_state(state: dict[str, Any], model_config: ModelConfig) -> QDTrack:
+    """Build the network for ``model_config`` and load a checkpoint's weights strictly."""
+    model = build_qdtrack(model_config)
+    model.load_state_dict(state["model"], strict=True)
+    return model
+
+
 def model_from_checkpoint(path: str | Path) -> tuple[QDTrack, QDTrackConfig]:
     """Rebuild the network from a checkpoint's own config and load its weights strictly."""
     state = load_checkpoint(path)
-    config = config_from_dict(state["config"], f"{path}: config")
-    model = build_qdtrack(config.model)
-    model.load_state_dict(state["model"], strict=True)
-    return model, config
+    config = checkpoint_config(state, path)
+    return model_from_state(state, config.model), config
 
 
 def load_initial_weights(model: QDTrack, path: str | Path) -> None:
@@ -408,7 +421,7 @@ def run_training(
         "loss_track",
         "loss_track_aux",
     ]
-    log = LossLog(out_dir / "losses.csv", loss_names, append=resume) if info.is_main else None
+    log = LossLog(out_dir / LOSSES_CSV, loss_names, append=resume) if info.is_main else None
     try:
         for epoch in range(start_epoch, cfg.epochs):
             dataset.set_epoch(epoch)
@@ -456,7 +469,7 @@ def run_training(
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack train``."""
-    config = load_config(args.config, args.set or [])
+    config = stage_config(args.config, args.set)
     try:
         path = run_training(
             config,
@@ -469,4 +482,11 @@ def main(args: argparse.Namespace) -> int:
         sys.stderr.write(f"qdtrack train: stopped: {exc}\n")
         return 1
     sys.stdout.write(f"train: wrote {path}\n")
+    if args.model_output:
+        target = Path(args.model_output)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in (path.name, LOSSES_CSV):
+            if (path.parent / name).is_file():
+                shutil.copy2(path.parent / name, target / name)
+        sys.stdout.write(f"train: copied {path.name} to {target}\n")
     return 0

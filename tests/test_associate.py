@@ -78,21 +78,24 @@ def test_config_and_tracker_choice(tmp_path: Path) -> None:
     frames = [_frame(0, [A], [0.95], [0])] + [_frame(f, [B], [0.3], [3]) for f in (1, 2)]
     frames.append(_frame(3, [A], [0.95], [0]))
     inp, out = _write(tmp_path, frames), tmp_path / "t.json"
-    assert cli(["associate", "--input", str(inp), "--output", str(out)]) == 0
+    run = ["associate", "--input", str(inp), "--output", str(out)]
+    assert cli(run) == 0
     assert _tracks(out)[3] == {0: 0}
-    cfg = '{"memo_tracklet_frames": 2}'
-    assert cli(["associate", "--input", str(inp), "--output", str(out), "--config", cfg]) == 0
+    assert cli([*run, "--set", "tracker.memo_tracklet_frames=2"]) == 0
     assert _tracks(out)[3] == {0: 1}  # forgotten after 2 frames: a new id
-    assert cli(["associate", "--input", str(inp), "--output", str(out), "--tracker", "iou"]) == 0
+    assert cli([*run, "--set", "tracker.type=iou"]) == 0
     assert _tracks(out)[0] == {0: 0}
     # a params file's tracker block names its tracker with "type"
-    block = '{"type": "qdtrack", "memo_tracklet_frames": 2}'
-    assert cli(["associate", "--input", str(inp), "--output", str(out), "--config", block]) == 0
+    params = tmp_path / "params.yaml"
+    params.write_text("tracker:\n  type: qdtrack\n  memo_tracklet_frames: 2\n")
+    assert cli([*run, "--config", str(params)]) == 0
     assert _tracks(out)[3] == {0: 1}
-    tao = '{"type": "tao", "memo_frames": 2}'
-    assert cli(["associate", "--input", str(inp), "--output", str(out), "--config", tao]) == 0
-    clash = ["--config", tao, "--tracker", "qdtrack"]
-    assert cli(["associate", "--input", str(inp), "--output", str(out), *clash]) == 2
+    params.write_text("tracker:\n  type: tao\n  memo_tracklet_frames: 2\n")
+    assert cli([*run, "--config", str(params)]) == 0
+    # the tao block's settings are not QuasiDenseTracker's
+    assert cli([*run, "--config", str(params), "--set", "tracker.type=qdtrack"]) == 0
+    params.write_text("tracker:\n  type: tao\n  distractor_nms_thr: 0.2\n")
+    assert cli([*run, "--config", str(params), "--set", "tracker.type=qdtrack"]) == 2
 
 
 def test_frame_zero_starts_a_fresh_tracker(tmp_path: Path) -> None:
@@ -104,35 +107,27 @@ def test_frame_zero_starts_a_fresh_tracker(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("frames", "config", "message"),
+    ("frames", "overrides", "message"),
     [
         (
             [_frame(0, [A], [0.9], [0]), _frame(0, [A], [0.9], [0]) | {"frame_id": -1}],
-            "{}",
+            [],
             "non-negative",
         ),
-        ([_frame(3, [A], [0.9], [0]), _frame(2, [A], [0.9], [0])], "{}", "does not follow"),
-        ([{"frame_id": 0, "bboxes": [A], "scores": [0.9]}], "{}", "embeds"),
-        ([_frame(0, [A], [0.9, 0.8], [0])], "{}", "scores has 2 entries"),
-        ([_frame(0, [[10, 0, 0, 20]], [0.9], [0])], "{}", "x2 < x1"),
-        ([_frame(0, [A], [0.9], [0])], '{"memo_frames": 3}', "bad setting"),
-        ([_frame(0, [A], [0.9], [0])], "[1]", "JSON object"),
-        ([_frame(0, [A], [0.9], [0])], "{oops", "not valid JSON"),
+        ([_frame(3, [A], [0.9], [0]), _frame(2, [A], [0.9], [0])], [], "does not follow"),
+        ([{"frame_id": 0, "bboxes": [A], "scores": [0.9]}], [], "embeds"),
+        ([_frame(0, [A], [0.9, 0.8], [0])], [], "scores has 2 entries"),
+        ([_frame(0, [[10, 0, 0, 20]], [0.9], [0])], [], "x2 < x1"),
+        ([_frame(0, [A], [0.9], [0])], ["tracker.memo_frames=3"], "tracker.memo_frames"),
+        ([_frame(0, [A], [0.9], [0])], ["tracker.memo_momentum=2"], "memo_momentum"),
+        ([_frame(0, [A], [0.9], [0])], ["tracker.type=kalman"], "unknown tracker"),
+        ([_frame(0, [A], [0.9], [0])], ["tracker"], "KEY=VALUE"),
     ],
 )
-def test_bad_input_is_one_clear_line(tmp_path: Path, capsys, frames, config, message) -> None:
+def test_bad_input_is_one_clear_line(tmp_path: Path, capsys, frames, overrides, message) -> None:
     out = tmp_path / "t.json"
-    rc = cli(
-        [
-            "associate",
-            "--input",
-            str(_write(tmp_path, frames)),
-            "--output",
-            str(out),
-            "--config",
-            config,
-        ]
-    )
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    rc = cli(["associate", "--input", str(_write(tmp_path, frames)), "--output", str(out), *sets])
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and "Traceback" not in err
@@ -156,7 +151,7 @@ def test_public_detections_end_to_end(pets_dir: Path, tmp_path: Path, capsys) ->
     assert len(doc["frames"]) == 795
     assert sum(len(f["scores"]) for f in doc["frames"]) == 5578
     res_dir = tmp_path / "res"
-    cfg = json.dumps({"obj_score_thr": 10, "init_score_thr": 20, "memo_tracklet_frames": 5})
+    tracker = ["type=iou", "obj_score_thr=10", "init_score_thr=20", "memo_tracklet_frames=5"]
     rc = cli(
         [
             "associate",
@@ -164,10 +159,7 @@ def test_public_detections_end_to_end(pets_dir: Path, tmp_path: Path, capsys) ->
             str(frames),
             "--output",
             str(tmp_path / "t.json"),
-            "--tracker",
-            "iou",
-            "--config",
-            cfg,
+            *(arg for item in tracker for arg in ("--set", f"tracker.{item}")),
             "--mot-output",
             str(res_dir / "PETS09-S2L1.txt"),
         ]
@@ -186,8 +178,8 @@ def test_public_detections_end_to_end(pets_dir: Path, tmp_path: Path, capsys) ->
             str(gt.parent),
             "--results",
             str(res_dir),
-            "--benchmark",
-            "MOT15",
+            "--set",
+            "evaluate.benchmark=MOT15",
             "--out",
             str(metrics),
         ]

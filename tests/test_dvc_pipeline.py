@@ -117,6 +117,19 @@ def test_gate_blocks_then_rerun_resumes_from_cached_stages(project: Path) -> Non
     again = _run(project, "dvc", "repro")
     assert "Data and pipelines are up to date." in again.stdout
 
+    # The code a stage runs is one of its deps: touching the configuration module re-runs
+    # training (the stage's deps are checked against its imports in test_dvc_deps.py).
+    config_py = project / "qdtrack" / "config.py"
+    original = config_py.read_text()
+    config_py.write_text(original + "\n# touched\n")
+    try:
+        touched = _run(project, "dvc", "repro", "train")
+        assert "Running stage 'train'" in touched.stdout, touched.stdout
+    finally:
+        config_py.write_text(original)
+        _run(project, "dvc", "commit", "-f", "-q")
+    assert "Data and pipelines are up to date." in _run(project, "dvc", "repro").stdout
+
 
 def test_metrics_and_plots(project: Path) -> None:
     if not (project / "dvc.lock").is_file():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gate_helpers import run_gate
 
 from qdtrack.cli import main as cli_main
 from qdtrack.evaluate import METRIC_NAMES, check_gate, evaluate_mot, half_val_frames
@@ -277,30 +278,33 @@ def test_cli_exit_codes(
 ) -> None:
     gt_dir, res_dir = toy
     out = tmp_path / "out" / "metrics.json"
-    assert _cli("--gt", str(gt_dir), "--results", str(res_dir), "--out", str(out),
-                "--gate", "HOTA>=55,MOTA>=65") == 0  # fmt: skip
+    assert _cli("--gt", str(gt_dir), "--results", str(res_dir), "--out", str(out)) == 0
     captured = capsys.readouterr()
-    assert "COMBINED" in captured.out and "TOY-01" in captured.out and "PASS" in captured.out
+    assert "COMBINED" in captured.out and "TOY-01" in captured.out
     doc = json.loads(out.read_text())
     assert set(doc["combined"]) >= REQUIRED_KEYS and doc["split"] == "full"
+    assert run_gate(tmp_path, out, "criteria=HOTA>=55,MOTA>=65") == 0
+    assert "PASS" in capsys.readouterr().out
 
     # Gate failure: exit 1, one stderr line per failed criterion.
     (res_dir / "TOY-01.txt").write_text("\n".join(_toy_results()[:20]) + "\n")
-    assert _cli("--gt", str(gt_dir), "--results", str(res_dir),
-                "--gate", "MOTA>=65,IDF1>=90,IDSW<=0") == 1  # fmt: skip
+    worse = tmp_path / "worse.json"
+    assert _cli("--gt", str(gt_dir), "--results", str(res_dir), "--out", str(worse)) == 0
+    assert run_gate(tmp_path, worse, "criteria=MOTA>=65,IDF1>=90,IDSW<=0") == 1
     err = capsys.readouterr().err
     assert "MOTA = 50" in err and "IDF1" in err and "IDSW" not in err
 
-    # Baseline comparison against the first run's metrics.json.
-    assert _cli("--gt", str(gt_dir), "--results", str(res_dir), "--baseline", str(out),
-                "--max-drop", "HOTA=0.5") == 1  # fmt: skip
+    # Comparison against the first run's metrics as the champion.
+    assert run_gate(tmp_path, worse, "max_drop=HOTA=0.5", champion=out) == 1
     assert "HOTA" in capsys.readouterr().err
 
-    # Bad input: exit 2 with one clean line.
+    # Bad input: exit 2 with one clean line; a malformed gate is refused before evaluating.
     (res_dir / "TOY-01.txt").unlink()
     assert _cli("--gt", str(gt_dir), "--results", str(res_dir)) == 2
     assert "TOY-01.txt" in capsys.readouterr().err
-    assert _cli("--gt", str(gt_dir), "--results", str(res_dir), "--gate", "HOTA>>1") == 2
+    assert _cli("--gt", str(gt_dir), "--results", str(res_dir),
+                "--set", "gate.criteria=HOTA>>1") == 2  # fmt: skip
+    assert "gate" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- real data

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gate_helpers import run_gate
 
 from qdtrack.cli import main as cli_main
 from qdtrack.evaluate import check_gate
@@ -320,6 +321,14 @@ def _cli(*argv: str) -> int:
     return cli_main(["evaluate", *argv])
 
 
+def _tao(*argv: str, benchmark: str = "TAO", gate: str = "") -> int:
+    """``qdtrack evaluate`` with ``evaluate.benchmark`` (and ``gate.criteria``) set."""
+    settings = ["--set", f"evaluate.benchmark={benchmark}"]
+    if gate:
+        settings += ["--set", f"gate.criteria={gate}"]
+    return _cli(*argv, *settings)
+
+
 @pytest.fixture
 def id_switch_case(tmp_path: Path) -> tuple[Path, Path]:
     """The id-switch case: TrackAP 33.3, TrackAP50 50, BoxAP 100."""
@@ -338,12 +347,12 @@ def test_cli_tao_outputs_and_gates(
 ) -> None:
     gt, results = id_switch_case
     out, summary, per_class = tmp_path / "m.json", tmp_path / "s.json", tmp_path / "c.csv"
-    code = _cli("--benchmark", "TAO", "--gt", str(gt.parent), "--results", str(results),
-                "--out", str(out), "--summary", str(summary), "--per-sequence-csv",
-                str(per_class), "--gate", "TrackAP>=60,BoxAP>=99")  # fmt: skip
+    code = _tao("--gt", str(gt.parent), "--results", str(results), "--out", str(out),
+                "--summary", str(summary), "--per-sequence-csv", str(per_class),
+                gate="TrackAP>=60,BoxAP>=99")  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "person" in printed and "COMBINED" in printed and "PASS" in printed
+    assert "person" in printed and "COMBINED" in printed
     # person: (50 * 4) / 6 = 33.33; car: 100 -> class average 66.67.
     doc = json.loads(out.read_text())
     assert doc["combined"]["TrackAP"] == pytest.approx((100 + 200 / 6) / 2)
@@ -355,23 +364,23 @@ def test_cli_tao_outputs_and_gates(
     assert [r[0] for r in rows[1:]] == ["person", "car", "COMBINED"]
     assert float(rows[1][2]) == pytest.approx(50.0)
 
-    # Gate failure -> 1; baseline comparison against the first run -> 0 with zero drop.
-    assert _cli("--benchmark", "TAO", "--gt", str(gt), "--results", str(results / "tracks.json"),
-                "--gate", "TrackAP50>=80,BoxAP>=99") == 1  # fmt: skip
+    # The gate decides on Track AP: pass, fail -> 1, zero drop against itself -> 0.
+    assert run_gate(tmp_path, summary, "criteria=TrackAP>=60,BoxAP>=99") == 0
+    assert "PASS" in capsys.readouterr().out
+    assert run_gate(tmp_path, summary, "criteria=TrackAP50>=80,BoxAP>=99") == 1
     assert "TrackAP50 = 75 fails" in capsys.readouterr().err
-    assert _cli("--benchmark", "TAO", "--gt", str(gt), "--results", str(results),
-                "--baseline", str(out), "--max-drop", "TrackAP=0,BoxAP75=0") == 0  # fmt: skip
+    assert run_gate(tmp_path, summary, "max_drop=TrackAP=0,BoxAP75=0", champion=out) == 0
 
-    # Box AP gates need detections.json: without it the gate is refused before evaluating.
+    # Box AP needs detections.json: without it there is no BoxAP to gate on.
     (results / "detections.json").unlink()
-    assert _cli("--benchmark", "TAO", "--gt", str(gt), "--results", str(results),
-                "--gate", "BoxAP>=1") == 2  # fmt: skip
-    assert "BoxAP" in capsys.readouterr().err
+    assert _tao("--gt", str(gt), "--results", str(results), "--summary", str(summary)) == 0
+    assert "BoxAP" not in json.loads(summary.read_text())
+    assert run_gate(tmp_path, summary, "criteria=BoxAP>=1") == 2
+    assert "BoxAP missing" in capsys.readouterr().err
     # A MOTChallenge metric does not exist for TAO; half-val is a MOTChallenge split.
-    assert _cli("--benchmark", "TAO", "--gt", str(gt), "--results", str(results),
-                "--gate", "HOTA>=1") == 2  # fmt: skip
-    assert _cli("--benchmark", "TAO", "--gt", str(gt), "--results", str(results),
-                "--split", "half-val") == 2  # fmt: skip
+    assert _tao("--gt", str(gt), "--results", str(results), gate="HOTA>=1") == 2
+    assert _tao("--gt", str(gt), "--results", str(results),
+                "--set", "data.val_split=half-val") == 2  # fmt: skip
     assert "half-val" in capsys.readouterr().err
 
 
@@ -379,14 +388,13 @@ def test_cli_coco(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gt = _coco_gt(tmp_path, [(1, BOX), (1, FAR)])
     results = _write(tmp_path / "res" / "detections.json", [_det(1, BOX, 0.9)])
     summary = tmp_path / "s.json"
-    assert _cli("--benchmark", "COCO", "--gt", str(gt), "--results", str(results.parent),
-                "--summary", str(summary), "--gate", "BoxAP>=50,BoxAP50>50.4") == 0  # fmt: skip
+    assert _tao("--gt", str(gt), "--results", str(results.parent), "--summary", str(summary),
+                benchmark="COCO", gate="BoxAP>=50,BoxAP50>50.4") == 0  # fmt: skip
     assert "BoxAP" in capsys.readouterr().out
     assert json.loads(summary.read_text())["BoxAP"] == pytest.approx(51 / 101 * 100)
-    assert _cli("--benchmark", "COCO", "--gt", str(gt), "--results", str(results),
-                "--gate", "BoxAP>=51") == 1  # fmt: skip
-    assert _cli("--benchmark", "COCO", "--gt", str(gt), "--results", str(results),
-                "--gate", "TrackAP>=1") == 2  # fmt: skip
+    assert run_gate(tmp_path, summary, "criteria=BoxAP>=51") == 1
+    assert _tao("--gt", str(gt), "--results", str(results),
+                benchmark="COCO", gate="TrackAP>=1") == 2  # fmt: skip
 
 
 def test_gate_accepts_new_metric_names() -> None:
@@ -469,6 +477,6 @@ def test_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match=r"record 0: missing field.*'category_id'"):
         evaluate_box_ap(gt, [{"image_id": 101, "bbox": BOX, "score": 1}])
     # Through the CLI: exit 2 and one clean line, no traceback.
-    assert _cli("--benchmark", "TAO", "--gt", str(gt.parent), "--results", str(results)) == 2
+    assert _tao("--gt", str(gt.parent), "--results", str(results)) == 2
     err = capsys.readouterr().err
     assert err.startswith("qdtrack evaluate: error:") and "Traceback" not in err

@@ -110,12 +110,16 @@ def test_cli_gate_then_deploy_champion_challenger(
 ) -> None:
     repo = tmp_path / "repo"
     good, worse = _write(tmp_path / "good.json", GOOD), _write(tmp_path / "worse.json", WORSE)
-    gate_args = ["--model-repository", str(repo), "--gate", "HOTA>=40", "--max-drop", "HOTA=1"]
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"gate:\n  criteria: HOTA>=40\n  max_drop: HOTA=1\ndeploy:\n  model_repository: {repo}\n"
+    )
+    gate_args = ["--config", str(params)]
 
     # 1. nothing deployed: the good candidate passes and becomes version 1.
     decision = tmp_path / "d1.json"
     assert cli_main(["gate", "--candidate", str(good), *gate_args, "--out", str(decision)]) == 0
-    deploy = ["deploy", "--model-repository", str(repo), "--metrics"]
+    deploy = ["deploy", "--config", str(params), "--metrics"]
     export1 = str(_export(tmp_path / "e1", "one"))
     assert cli_main([*deploy, str(good), "--export", export1, "--decision", str(decision)]) == 0
 
@@ -182,7 +186,7 @@ def test_cli_deploy_rolls_back_when_triton_refuses(
     decision = _write(
         tmp_path / "d.json", decide(GOOD, champion=None, gate=None, max_drop=None).to_dict()
     )
-    args = ["deploy", "--model-repository", str(repo), "--metrics", str(good),
+    args = ["deploy", "--set", f"deploy.model_repository={repo}", "--metrics", str(good),
             "--export", str(_export(tmp_path / "e", "x")), "--decision", str(decision),
             "--triton-url", url]  # fmt: skip
     assert cli_main(args) == 1

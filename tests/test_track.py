@@ -15,6 +15,7 @@ from qdtrack.config import load_config
 from qdtrack.data.mot import read_mot_txt
 from qdtrack.render import draw_tracks, track_colour
 from qdtrack.structures import Tracks
+from qdtrack.trackers import tracker_block
 from qdtrack.train import model_from_checkpoint, run_training
 
 
@@ -38,10 +39,10 @@ def test_track_writes_results_video_and_detections(
         tmp_path / "out.mp4",
         tmp_path / "d.json",
     )
-    cfg = '{"init_score_thr": 0.05, "obj_score_thr": 0.02}'
+    overrides = ["--set", "tracker.init_score_thr=0.05", "--set", "tracker.obj_score_thr=0.02"]
     rc = cli(
         ["track", str(seq), "--checkpoint", str(checkpoint), "--out", str(res)]
-        + ["--render", str(video), "--save-detections", str(dets), "--tracker-config", cfg]
+        + ["--render", str(video), "--save-detections", str(dets), *overrides]
     )
     assert rc == 0
     assert "frames/s" in capsys.readouterr().out
@@ -60,7 +61,8 @@ def test_track_writes_results_video_and_detections(
     retracked = tmp_path / "re.txt"
     rc = cli(
         ["associate", "--input", str(dets), "--output", str(tmp_path / "t.json")]
-        + ["--config", _tracker_settings(checkpoint, cfg), "--mot-output", str(retracked)]
+        + ["--config", _tracker_params(checkpoint, tmp_path), *overrides]
+        + ["--mot-output", str(retracked)]
     )
     assert rc == 0
     again = read_mot_txt(retracked, kind="results")
@@ -72,10 +74,12 @@ def test_track_writes_results_video_and_detections(
     assert rc == 0
 
 
-def _tracker_settings(checkpoint: Path, overrides: str) -> str:
+def _tracker_params(checkpoint: Path, folder: Path) -> str:
+    """A params file holding the checkpoint's tracker block."""
     _, config = model_from_checkpoint(checkpoint)
-    settings = {**config.tracker.__dict__, **json.loads(overrides)}
-    return json.dumps(settings)
+    path = folder / "tracker.yaml"
+    path.write_text(json.dumps({"tracker": tracker_block(config.tracker)}))
+    return str(path)
 
 
 def test_track_reads_image_folders_and_videos(
@@ -158,8 +162,8 @@ def test_track_bad_inputs(tiny_workspace: Path, checkpoint: Path, tmp_path: Path
                 str(checkpoint),
                 "--out",
                 str(tmp_path / "r"),
-                "--tracker-config",
-                '{"memo_frames": 3}',
+                "--set",
+                "tracker.memo_frames=3",
             ]
         )
         == 2

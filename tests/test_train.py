@@ -58,10 +58,15 @@ def test_config_errors_and_overrides(tmp_path: Path) -> None:
     assert cfg.train.lr == 0.5 and cfg.model.depth == 34
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {learning_rate: 1}\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"bad\.yaml: train\.learning_rate: unknown key"):
         load_config(bad)
-    with pytest.raises(ValueError, match="key=value"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         load_config(REPO / "params.yaml", ["train.lr"])
+    with pytest.raises(ValueError, match=r"train\.lr is a value, not a block"):
+        load_config(REPO / "params.yaml", ["train.lr.x=1"])
+    # the list form of --set (one argument holding every override, as a pipeline passes)
+    listed = load_config(REPO / "params.yaml", ['["train.lr=0.5", "model.depth=34"]'])
+    assert listed == cfg
 
 
 def test_lr_schedule_warmup_and_steps() -> None:
@@ -211,3 +216,33 @@ def test_ddp_two_cpu_processes_with_gloo(tiny_workspace: Path, tmp_path: Path) -
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["iteration"] == 2
     assert len(_losses(tmp_path / "losses.csv")) == 2  # rank 0 logs the averaged losses
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tracker.no_such_key=1", "params.yaml with --set: tracker.no_such_key: unknown key"),
+        ("train.epochs=abc", "with --set: train.epochs: expected an integer, got 'abc'"),
+        ("train.amp=maybe", "train.amp: expected true or false"),
+        ("model.style=tf", "model.style: expected one of 'caffe', 'pytorch'"),
+        ("evaluate.benchmark=KITTI", "evaluate.benchmark: expected one of"),
+        ("nosuchblock.x=1", "unknown block nosuchblock"),
+    ],
+)
+def test_every_stage_names_the_bad_key_and_exits_2(
+    override: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each stage reads --config/--set the same way; a bad setting stops it before any work."""
+    stages = [
+        ["train", "--out", "unused"],
+        ["data", "prepare", "--out", "unused"],
+        ["gate", "--candidate", "unused.json"],
+        ["evaluate", "--config", str(REPO / "params.yaml"), "--gt", "x", "--results", "y"],
+    ]
+    for stage in stages:
+        argv = [*stage, "--set", override]
+        if "--config" not in argv:
+            argv += ["--config", str(REPO / "params.yaml")]
+        assert cli(argv) == 2, stage
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (stage, err)

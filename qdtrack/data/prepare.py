@@ -21,72 +21,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from qdtrack.config import config_from_dict, load_params, resolve_classes
+from qdtrack.config import DataConfig, resolve_classes, stage_config
 from qdtrack.data.crowdhuman import read_odgt, to_training_boxes
 from qdtrack.data.mot import half_frames, list_sequences, load_sequence, write_half_split
 from qdtrack.data.sources import load_source
 from qdtrack.io_utils import read_json, write_json
 
-SOURCES = ("synth", "path")
-VAL_SPLITS = ("full", "half-val")
-FORMATS = ("mot", "tao")
 _IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """The ``data`` block of ``params.yaml``."""
-
-    source: str = "synth"
-    path: str = "datasets/MOT17"
-    val_split: str = "full"
-    seed: int = 0
-    train_seqs: int = 2
-    val_seqs: int = 2
-    frames: int = 120
-    crowdhuman_images: int = 40
-    # Multi-class data: synthetic object classes (1 = people only), the validation format
-    # (mot: MOTChallenge sequences; tao: a TAO annotation file) and, for tao, where the
-    # validation annotations and the images their file_names point into are, relative
-    # to the dataset root.
-    classes: int = 1
-    format: str = "mot"
-    val_annotations: str = "annotations/val.json"
-    images: str = "."
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"data.source must be one of {SOURCES}, got {self.source!r}")
-        if self.val_split not in VAL_SPLITS:
-            raise ValueError(f"data.val_split must be one of {VAL_SPLITS}, got {self.val_split!r}")
-        if self.format not in FORMATS:
-            raise ValueError(f"data.format must be one of {FORMATS}, got {self.format!r}")
-        if self.format == "tao" and self.val_split != "full":
-            raise ValueError("data.format tao evaluates whole videos: use data.val_split full")
-        if self.format == "tao" and self.source == "synth" and self.classes < 2:
-            raise ValueError(
-                "data.format tao with synthetic data needs data.classes >= 2 (the "
-                "multi-class generator writes the TAO and LVIS annotation files)"
-            )
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> DataSettings:
-        block = params.get("data") or {}
-        if not isinstance(block, dict):
-            raise ValueError("params: 'data' must be a mapping")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise ValueError(f"params: unknown data key(s) {unknown}; known: {sorted(known)}")
-        return cls(**block)
 
 
 # --------------------------------------------------------------------------- checks
@@ -157,7 +106,7 @@ def _link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def prepare_dataset(settings: DataSettings, out: str | Path) -> dict[str, Any]:
+def prepare_dataset(settings: DataConfig, out: str | Path) -> dict[str, Any]:
     """Write the dataset to ``out`` (replacing it) and return its manifest."""
     out_dir = Path(out)
     if out_dir.exists():
@@ -216,7 +165,7 @@ def check_tao_file(annotations: Path, images: Path) -> dict[str, int]:
     }
 
 
-def _prepare_tao(root: Path, out_dir: Path, settings: DataSettings) -> dict[str, Any]:
+def _prepare_tao(root: Path, out_dir: Path, settings: DataConfig) -> dict[str, Any]:
     """A TAO-style dataset on disk: check the validation file and its images, link it all."""
     annotations = root / settings.val_annotations
     if not annotations.is_file():
@@ -242,7 +191,7 @@ def _val_sequences(dataset: Path, val_split: str) -> Iterable[Path]:
     return list_sequences(folder)
 
 
-def _convert_tao_val(data_dir: Path, out_dir: Path, settings: DataSettings) -> int:
+def _convert_tao_val(data_dir: Path, out_dir: Path, settings: DataConfig) -> int:
     """``val_gt/<file>.json`` (a copy: TrackEval wants one json in the folder) and a
     ``val.json`` listing each video's annotated frames in order; returns the video count."""
     from qdtrack.data.tao import read_tao
@@ -282,7 +231,7 @@ def convert_dataset(
     *,
     val_split: str,
     train_sources: Iterable[Any],
-    settings: DataSettings | None = None,
+    settings: DataConfig | None = None,
     class_names: Sequence[str] = ("pedestrian",),
 ) -> dict[str, Any]:
     """Write ``out/val_gt/``, ``out/val.json`` and ``out/stats.json``; return the stats.
@@ -348,9 +297,35 @@ def _write_stats(
 # --------------------------------------------------------------------------- CLI
 
 
+def dvc_pull(targets: str, remote: str = "") -> None:
+    """``dvc pull TARGETS`` in the current folder, which may have no git (an image).
+
+    DVC is told there is no git (``core.no_scm``) and to send no analytics; ``remote``
+    (when given) becomes the default remote, with ``AWS_ENDPOINT_URL`` as its endpoint
+    for MinIO and other S3-compatible stores. Credentials come from the environment.
+    """
+    commands = [
+        ["config", "--local", "core.no_scm", "true"],
+        ["config", "--local", "core.analytics", "false"],
+    ]
+    if remote:
+        commands.append(["remote", "add", "--local", "--force", "--default", "pipeline", remote])
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            endpoint = os.environ["AWS_ENDPOINT_URL"]
+            commands.append(["remote", "modify", "--local", "pipeline", "endpointurl", endpoint])
+    commands.append(["pull", *targets.split()])
+    for command in commands:
+        done = subprocess.run(["dvc", *command], check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            message = (done.stderr or done.stdout).strip().splitlines()
+            raise ValueError(f"dvc {' '.join(command)} failed: {message[-1] if message else ''}")
+
+
 def main_prepare(args: argparse.Namespace) -> int:
     """``qdtrack data prepare``."""
-    settings = DataSettings.from_params(load_params(args.config, args.set or ()))
+    settings = stage_config(args.config, args.set).data
+    if args.dvc_pull.strip():
+        dvc_pull(args.dvc_pull, args.dvc_remote)
     manifest = prepare_dataset(settings, args.out)
     train = manifest.get("train") or [
         s for s in manifest.get("sequences", []) if s.get("split") == "train"
@@ -363,9 +338,8 @@ def main_prepare(args: argparse.Namespace) -> int:
 
 def main_convert(args: argparse.Namespace) -> int:
     """``qdtrack data convert``."""
-    params = load_params(args.config, args.set or ())
-    settings = DataSettings.from_params(params)
-    config = config_from_dict(params, args.config)
+    config = stage_config(args.config, args.set)
+    settings = config.data
     stats = convert_dataset(
         args.data,
         args.out,

@@ -576,7 +576,7 @@ def load_source(source: DatasetSource, class_names: Sequence[str]) -> PairSource
     if not path.exists():
         raise FileNotFoundError(f"training source not found: {path}")
     if source.kind == "mot":
-        return mot_source(path, subset=source.subset)  # type: ignore[arg-type]
+        return mot_source(path, subset=source.subset)
     if source.kind == "crowdhuman":
         return crowdhuman_source(path if path.is_file() else path / "annotation_train.odgt")
     images = Path(source.images) if source.images else path.parent

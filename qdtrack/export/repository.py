@@ -21,6 +21,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from qdtrack.config import tracker_spec
+from qdtrack.config import QDTrackConfig, stage_config
 from qdtrack.export.contract import (
     METADATA_FILENAME,
-    MODEL_NAME,
     ONNX_FILENAME,
     PLAN_FILENAME,
     export_rows,
@@ -46,6 +46,7 @@ from qdtrack.export.onnx_export import (
 )
 from qdtrack.export.parity import BOX_RTOL, compare_detections
 from qdtrack.export.runtime import OnnxDetector
+from qdtrack.export.serving_contract import contract_for
 from qdtrack.export.triton_config import (
     INSTANCE_KINDS,
     PLATFORMS,
@@ -55,7 +56,8 @@ from qdtrack.export.triton_config import (
 )
 from qdtrack.io_utils import atomic_write
 from qdtrack.model.qdtrack import QDTrack
-from qdtrack.train import model_from_checkpoint
+from qdtrack.schema import to_plain
+from qdtrack.train import checkpoint_config, load_checkpoint, model_from_state
 
 FORMATS = tuple(PLATFORMS)
 CONFIG_FILENAME = "config.pbtxt"
@@ -107,21 +109,32 @@ def model_version_string(model_name: str, checkpoint_sha256: str) -> str:
     return f"{model_name}-{checkpoint_sha256[:12]}"
 
 
-def load_model(checkpoint: str | Path) -> tuple[QDTrack, Any]:
-    """The network and config of a project checkpoint, errors as :class:`ExportError`."""
+def load_model(
+    checkpoint: str | Path, config_path: str | Path | None = None, overrides: Sequence[str] = ()
+) -> tuple[QDTrack, QDTrackConfig]:
+    """The network of a project checkpoint and the export's configuration.
+
+    The configuration is the checkpoint's, or ``config_path``'s blocks with the
+    checkpoint's model block (see :func:`qdtrack.config.stage_config`), plus
+    ``overrides``. Checkpoint errors are raised as :class:`ExportError`.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise ExportError(f"{path}: checkpoint not found")
     try:
-        model, config = model_from_checkpoint(path)
+        state = load_checkpoint(path)
+        stored = checkpoint_config(state, path)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ExportError(
+            f"{exc} (expected a checkpoint written by qdtrack train or convert-checkpoint)"
+        ) from exc
+    config = stage_config(config_path, overrides, checkpoint=stored)
+    try:
+        model = model_from_state(state, config.model)
     except RuntimeError as exc:  # load_state_dict(strict=True) on foreign weights
         first = str(exc).strip().splitlines()[0]
         raise ExportError(
             f"{path}: weights do not fit the checkpoint's own config: {first}"
-        ) from exc
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ExportError(
-            f"{exc} (expected a checkpoint written by qdtrack train or convert-checkpoint)"
         ) from exc
     return model.eval(), config
 
@@ -206,10 +219,25 @@ def check_parity(model: QDTrack, onnx_path: Path, img_scale: tuple[int, int]) ->
 
 
 def _metadata(
-    checkpoint: Path, config: Any, model: QDTrack, *, model_name: str, version: int, fmt: str
+    checkpoint: Path,
+    config: QDTrackConfig,
+    model: QDTrack,
+    *,
+    model_name: str,
+    version: int,
+    fmt: str,
 ) -> dict[str, Any]:
     sha256 = file_sha256(checkpoint)
     img_scale = [int(v) for v in config.model.img_scale]
+    contract = contract_for(
+        model_version=model_version_string(model_name, sha256),
+        img_scale=config.model.img_scale,
+        class_names=config.model.class_names(),
+        tracker=config.tracker,
+        embedding_dim=embedding_width(model),
+        max_detections=export_rows(model.detector.roi_heads.max_per_img),
+        normalization=config.model.normalization,
+    )
     return {
         "format": EXPORT_FORMAT,
         "model_name": model_name,
@@ -221,14 +249,15 @@ def _metadata(
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": sha256,
         "model_config": config.to_dict()["model"],
-        "tracker": tracker_spec(config.tracker)[0],
-        "tracker_config": tracker_spec(config.tracker)[1],
+        "tracker": config.tracker.tracker_type,
+        "tracker_config": config.tracker.to_dict(),
         "class_names": list(config.model.class_names()),
         "img_scale": img_scale,
         "embedding_dim": embedding_width(model),
         "max_detections": export_rows(model.detector.roi_heads.max_per_img),
         "opset": OPSET,
         "torch_version": torch.__version__,
+        "serving_contract": to_plain(contract),
     }
 
 
@@ -236,7 +265,9 @@ def export_repository(
     checkpoint: str | Path,
     out: str | Path,
     *,
-    model_name: str = MODEL_NAME,
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    model_name: str | None = None,
     version: int = 1,
     fmt: str = "onnx",
     instance_kind: str | None = None,
@@ -250,7 +281,10 @@ def export_repository(
     Args:
         checkpoint: a project checkpoint (``qdtrack train`` or ``convert-checkpoint``).
         out: the model repository folder (created if needed; other models are left alone).
-        model_name: Triton model name (folder name).
+        config_path: params file whose blocks (tracker, deploy, ...) the export records
+            (default: the checkpoint's own configuration).
+        overrides: ``--set`` values applied on top.
+        model_name: Triton model name (folder name); default ``deploy.model_name``.
         version: Triton version folder (integer >= 1).
         fmt: ``"onnx"`` (ONNX Runtime backend) or ``"tensorrt"`` (a ``model.plan``; needs
             TensorRT and a CUDA GPU here).
@@ -281,7 +315,8 @@ def export_repository(
         if reason is not None:
             raise ExportError(f"--format tensorrt needs TensorRT and a CUDA GPU: {reason}")
     checkpoint = Path(checkpoint)
-    model, config = load_model(checkpoint)
+    model, config = load_model(checkpoint, config_path, overrides)
+    model_name = model_name or config.deploy.model_name
     metadata = _metadata(checkpoint, config, model, model_name=model_name, version=version, fmt=fmt)
     model_dir = Path(out) / model_name
     version_dir = model_dir / str(version)
@@ -349,15 +384,17 @@ def _header(metadata: dict[str, Any]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``qdtrack export``."""
+    trt_fp16 = args.trt_fp16 or args.format == "onnx-trt-fp16"
     result = export_repository(
         args.checkpoint,
         args.out,
-        model_name=args.model_name,
+        config_path=args.config,
+        overrides=args.set,
         version=args.version,
-        fmt=args.format,
+        fmt="onnx" if args.format == "onnx-trt-fp16" else args.format,
         instance_kind=args.instance_kind,
         instance_count=args.instance_count,
-        trt_fp16=args.trt_fp16,
+        trt_fp16=trt_fp16,
         trt_cache_dir=args.trt_cache_dir,
         force=args.force,
     )

@@ -10,21 +10,24 @@ them, which is what the appearance-based trackers are measured against.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from qdtrack.structures import Detections, Tracks, box_iou
+from qdtrack.trackers.settings import TrackerSettings, check_range
 from qdtrack.trackers.state import check_frame_order, pack_state, unpack_state
 
 UNMATCHED = -1
 
 
-class IoUTracker:
-    """Greedy-free IoU association baseline.
+@dataclass(frozen=True)
+class IoUTrackerSettings(TrackerSettings):
+    """Settings of :class:`IoUTracker`.
 
-    Args:
+    Attributes:
         match_iou_thr: minimum IoU between a detection and a track's last box.
         obj_score_thr: detections scoring at or below this are ignored.
         init_score_thr: minimum score to start a track.
@@ -32,26 +35,30 @@ class IoUTracker:
         with_cats: only match equal labels.
     """
 
+    tracker_type: ClassVar[str] = "iou"
+
+    match_iou_thr: float = 0.3
+    obj_score_thr: float = 0.3
+    init_score_thr: float = 0.5
+    memo_tracklet_frames: int = 30
+    with_cats: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("match_iou_thr", self.match_iou_thr, 0.0, 1.0)
+        check_range("memo_tracklet_frames", self.memo_tracklet_frames, 1)
+
+
+class IoUTracker:
+    """Greedy-free IoU association baseline.
+
+    Args:
+        settings: the tracker's settings.
+    """
+
     kind = "iou"
 
-    def __init__(
-        self,
-        *,
-        match_iou_thr: float = 0.3,
-        obj_score_thr: float = 0.3,
-        init_score_thr: float = 0.5,
-        memo_tracklet_frames: int = 30,
-        with_cats: bool = True,
-    ) -> None:
-        if not 0.0 <= match_iou_thr <= 1.0:
-            raise ValueError(f"match_iou_thr must be in [0, 1], got {match_iou_thr}")
-        if int(memo_tracklet_frames) < 1:
-            raise ValueError(f"memo_tracklet_frames must be >= 1, got {memo_tracklet_frames}")
-        self.match_iou_thr = float(match_iou_thr)
-        self.obj_score_thr = float(obj_score_thr)
-        self.init_score_thr = float(init_score_thr)
-        self.memo_tracklet_frames = int(memo_tracklet_frames)
-        self.with_cats = bool(with_cats)
+    def __init__(self, settings: IoUTrackerSettings | None = None) -> None:
+        self.settings = settings if settings is not None else IoUTrackerSettings()
         self.reset()
 
     def reset(self) -> None:
@@ -62,16 +69,6 @@ class IoUTracker:
         self._last_frame = np.zeros(0, np.int64)
         self._next_id = 0
         self._last_frame_id: int | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {
-            "match_iou_thr": self.match_iou_thr,
-            "obj_score_thr": self.obj_score_thr,
-            "init_score_thr": self.init_score_thr,
-            "memo_tracklet_frames": self.memo_tracklet_frames,
-            "with_cats": self.with_cats,
-        }
 
     @property
     def num_tracklets(self) -> int:
@@ -91,15 +88,15 @@ class IoUTracker:
         order = np.argsort(-detections.scores, kind="stable")
         dets = detections.select(order)
         ids = np.full(len(dets), UNMATCHED, dtype=np.int64)
-        candidates = np.flatnonzero(dets.scores > self.obj_score_thr)
+        candidates = np.flatnonzero(dets.scores > self.settings.obj_score_thr)
         if candidates.size and self._ids.size:
             iou = box_iou(dets.boxes_xyxy[candidates], self._boxes)
-            if self.with_cats:
+            if self.settings.with_cats:
                 iou = iou * (dets.labels[candidates, None] == self._labels[None, :])
             rows, cols = linear_sum_assignment(iou, maximize=True)
-            ok = iou[rows, cols] >= self.match_iou_thr
+            ok = iou[rows, cols] >= self.settings.match_iou_thr
             ids[candidates[rows[ok]]] = self._ids[cols[ok]]
-        new = (ids == UNMATCHED) & (dets.scores > self.init_score_thr)
+        new = (ids == UNMATCHED) & (dets.scores > self.settings.init_score_thr)
         ids[new] = np.arange(self._next_id, self._next_id + int(new.sum()))
         self._next_id += int(new.sum())
         self._remember(dets, ids, frame_id)
@@ -120,7 +117,7 @@ class IoUTracker:
         self._last_frame = np.concatenate(
             [self._last_frame, np.full(int(fresh.sum()), frame_id, np.int64)]
         )
-        alive = frame_id - self._last_frame < self.memo_tracklet_frames
+        alive = frame_id - self._last_frame < self.settings.memo_tracklet_frames
         self._ids, self._boxes = self._ids[alive], self._boxes[alive]
         self._labels, self._last_frame = self._labels[alive], self._last_frame[alive]
 
@@ -133,7 +130,7 @@ class IoUTracker:
             "last_frame": self._last_frame,
         }
         meta = {
-            "settings": self.settings(),
+            "settings": self.settings.to_dict(),
             "next_id": self._next_id,
             "last_frame_id": self._last_frame_id,
         }
@@ -144,7 +141,7 @@ class IoUTracker:
         """Rebuild a tracker from :meth:`to_bytes` output."""
         meta, arrays = unpack_state(data, cls.kind)
         try:
-            tracker = cls(**meta["settings"])
+            tracker = cls(IoUTrackerSettings.from_mapping(meta["settings"], "state"))
             tracker._ids = arrays["ids"]
             tracker._boxes = arrays["boxes"]
             tracker._labels = arrays["labels"]

@@ -9,12 +9,13 @@ vectorised numpy calls plus one short greedy loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from qdtrack.structures import Detections, Tracks
 from qdtrack.trackers.association import MATCH_METRICS, earlier_overlap, similarity
+from qdtrack.trackers.settings import TrackerSettings, check_range
 from qdtrack.trackers.state import check_frame_order, pack_state, unpack_state
 
 UNMATCHED = -1  # no id: a backdrop candidate, or below init_score_thr
@@ -81,6 +82,55 @@ class _Backdrops:
     labels: np.ndarray  # (B,)
 
 
+@dataclass(frozen=True)
+class QuasiDenseTrackerSettings(TrackerSettings):
+    """Settings of :class:`QuasiDenseTracker`; defaults = the mmtracking MOT17 config.
+
+    The reference's class defaults differ from its MOT17 config; these are the config's
+    values.
+
+    Attributes:
+        init_score_thr: minimum score to start a tracklet. Raise it for fewer false
+            tracks, lower it to start tracks on weak detections.
+        obj_score_thr: minimum score to take a tracklet's id; also selects the duplicate
+            removal threshold.
+        match_score_thr: minimum similarity for a match.
+        memo_tracklet_frames: how long a lost tracklet stays matchable: one last seen at
+            frame f can still match at f + memo_tracklet_frames and is forgotten after
+            that frame's matching (``frame − last_frame >= memo_tracklet_frames``).
+        memo_backdrop_frames: frames of backdrops kept.
+        memo_momentum: weight of the new embedding in the tracklet's running embedding.
+        nms_conf_thr: similarity above which a low-score match is suppressed (−2).
+        nms_backdrop_iou_thr: IoU for low-score duplicate removal and backdrop dedup.
+        nms_class_iou_thr: IoU for high-score duplicate removal.
+        with_cats: only match detections to tracklets of the same label.
+        match_metric: ``"bisoftmax"``, ``"softmax"`` or ``"cosine"``.
+    """
+
+    tracker_type: ClassVar[str] = "qdtrack"
+
+    init_score_thr: float = 0.9
+    obj_score_thr: float = 0.5
+    match_score_thr: float = 0.5
+    memo_tracklet_frames: int = 30
+    memo_backdrop_frames: int = 1
+    memo_momentum: float = 0.8
+    nms_conf_thr: float = 0.5
+    nms_backdrop_iou_thr: float = 0.3
+    nms_class_iou_thr: float = 0.7
+    with_cats: bool = True
+    match_metric: Literal["bisoftmax", "softmax", "cosine"] = "bisoftmax"
+
+    def __post_init__(self) -> None:
+        check_range("memo_momentum", self.memo_momentum, 0.0, 1.0)
+        check_range("memo_tracklet_frames", self.memo_tracklet_frames, 1)
+        check_range("memo_backdrop_frames", self.memo_backdrop_frames, 0)
+        if self.match_metric not in MATCH_METRICS:
+            raise ValueError(
+                f"match_metric must be one of {MATCH_METRICS}, got {self.match_metric!r}"
+            )
+
+
 class QuasiDenseTracker:
     """Associates detections to tracklets by quasi-dense appearance similarity.
 
@@ -104,59 +154,13 @@ class QuasiDenseTracker:
     must increase strictly; call :meth:`reset` between sequences.
 
     Args:
-        init_score_thr: minimum score to start a tracklet. Raise it for fewer false
-            tracks, lower it to start tracks on weak detections.
-        obj_score_thr: minimum score to take a tracklet's id; also selects the duplicate
-            removal threshold.
-        match_score_thr: minimum similarity for a match.
-        memo_tracklet_frames: how long a lost tracklet stays matchable: one last seen at
-            frame f can still match at f + memo_tracklet_frames and is forgotten after
-            that frame's matching (``frame − last_frame >= memo_tracklet_frames``).
-        memo_backdrop_frames: frames of backdrops kept.
-        memo_momentum: weight of the new embedding in the tracklet's running embedding.
-        nms_conf_thr: similarity above which a low-score match is suppressed (−2).
-        nms_backdrop_iou_thr: IoU for low-score duplicate removal and backdrop dedup.
-        nms_class_iou_thr: IoU for high-score duplicate removal.
-        with_cats: only match detections to tracklets of the same label.
-        match_metric: ``"bisoftmax"``, ``"softmax"`` or ``"cosine"``.
+        settings: the tracker's settings (default: the MOT17 configuration).
     """
 
     kind = "quasi_dense"
 
-    def __init__(
-        self,
-        *,
-        init_score_thr: float = 0.9,
-        obj_score_thr: float = 0.5,
-        match_score_thr: float = 0.5,
-        memo_tracklet_frames: int = 30,
-        memo_backdrop_frames: int = 1,
-        memo_momentum: float = 0.8,
-        nms_conf_thr: float = 0.5,
-        nms_backdrop_iou_thr: float = 0.3,
-        nms_class_iou_thr: float = 0.7,
-        with_cats: bool = True,
-        match_metric: str = "bisoftmax",
-    ) -> None:
-        if not 0.0 <= memo_momentum <= 1.0:
-            raise ValueError(f"memo_momentum must be in [0, 1], got {memo_momentum}")
-        if int(memo_tracklet_frames) < 1:
-            raise ValueError(f"memo_tracklet_frames must be >= 1, got {memo_tracklet_frames}")
-        if int(memo_backdrop_frames) < 0:
-            raise ValueError(f"memo_backdrop_frames must be >= 0, got {memo_backdrop_frames}")
-        if match_metric not in MATCH_METRICS:
-            raise ValueError(f"match_metric must be one of {MATCH_METRICS}, got {match_metric!r}")
-        self.init_score_thr = float(init_score_thr)
-        self.obj_score_thr = float(obj_score_thr)
-        self.match_score_thr = float(match_score_thr)
-        self.memo_tracklet_frames = int(memo_tracklet_frames)
-        self.memo_backdrop_frames = int(memo_backdrop_frames)
-        self.memo_momentum = float(memo_momentum)
-        self.nms_conf_thr = float(nms_conf_thr)
-        self.nms_backdrop_iou_thr = float(nms_backdrop_iou_thr)
-        self.nms_class_iou_thr = float(nms_class_iou_thr)
-        self.with_cats = bool(with_cats)
-        self.match_metric = match_metric
+    def __init__(self, settings: QuasiDenseTrackerSettings | None = None) -> None:
+        self.settings = settings if settings is not None else QuasiDenseTrackerSettings()
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -166,22 +170,6 @@ class QuasiDenseTracker:
         self._backdrops: list[_Backdrops] = []  # newest first
         self._next_id = 0
         self._last_frame_id: int | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments, so ``QuasiDenseTracker(**t.settings())`` clones it."""
-        return {
-            "init_score_thr": self.init_score_thr,
-            "obj_score_thr": self.obj_score_thr,
-            "match_score_thr": self.match_score_thr,
-            "memo_tracklet_frames": self.memo_tracklet_frames,
-            "memo_backdrop_frames": self.memo_backdrop_frames,
-            "memo_momentum": self.memo_momentum,
-            "nms_conf_thr": self.nms_conf_thr,
-            "nms_backdrop_iou_thr": self.nms_backdrop_iou_thr,
-            "nms_class_iou_thr": self.nms_class_iou_thr,
-            "with_cats": self.with_cats,
-            "match_metric": self.match_metric,
-        }
 
     @property
     def empty(self) -> bool:
@@ -253,8 +241,11 @@ class QuasiDenseTracker:
         order = np.argsort(-detections.scores, kind="stable")
         # 2. remove duplicates, comparing with every earlier box (dropped ones included)
         sorted_scores = detections.scores[order]
+        settings = self.settings
         thr = np.where(
-            sorted_scores < self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
+            sorted_scores < settings.obj_score_thr,
+            settings.nms_backdrop_iou_thr,
+            settings.nms_class_iou_thr,
         )
         order = order[~earlier_overlap(detections.boxes_xyxy[order], thr)]
         dets = detections.select(order)
@@ -265,14 +256,14 @@ class QuasiDenseTracker:
         if len(dets) > 0 and not self.empty:
             ids = self._match(dets)
         # 4. start new tracklets in score order
-        new = (ids == UNMATCHED) & (dets.scores > self.init_score_thr)
+        new = (ids == UNMATCHED) & (dets.scores > self.settings.init_score_thr)
         num_new = int(new.sum())
         ids[new] = np.arange(self._next_id, self._next_id + num_new)
         self._next_id += num_new
         # 5. update memory, backdrops, expiry
         self._update_tracklets(dets, ids, frame_id)
         self._update_backdrops(dets, ids)
-        self._memory.keep(frame_id - self._memory.last_frame < self.memo_tracklet_frames)
+        self._memory.keep(frame_id - self._memory.last_frame < self.settings.memo_tracklet_frames)
 
         out = Tracks(dets.boxes_xyxy, dets.scores, dets.labels, ids, order)
         return out if include_unconfirmed else out.confirmed()
@@ -297,8 +288,8 @@ class QuasiDenseTracker:
         memo_ids = np.concatenate(
             [m.ids] + [np.full(b.labels.shape[0], UNMATCHED, np.int64) for b in self._backdrops]
         )
-        scores = similarity(self.match_metric, embeddings, np.concatenate(memo_embeds))
-        if self.with_cats:
+        scores = similarity(self.settings.match_metric, embeddings, np.concatenate(memo_embeds))
+        if self.settings.with_cats:
             scores = scores * (np.asarray(labels)[:, None] == np.concatenate(memo_labels)[None, :])
         return scores, memo_ids
 
@@ -313,12 +304,12 @@ class QuasiDenseTracker:
             row = scores[i]
             col = int(row.argmax())
             conf = row[col]
-            if conf <= self.match_score_thr or memo_ids[col] < 0:
+            if conf <= self.settings.match_score_thr or memo_ids[col] < 0:
                 continue  # no match, or the best match is a backdrop: stays unmatched
-            if det_scores[i] > self.obj_score_thr:
+            if det_scores[i] > self.settings.obj_score_thr:
                 ids[i] = memo_ids[col]
                 scores[i + 1 :, col] = 0.0  # a tracklet takes at most one detection
-            elif conf > self.nms_conf_thr:
+            elif conf > self.settings.nms_conf_thr:
                 ids[i] = SUPPRESSED
         return ids
 
@@ -336,9 +327,9 @@ class QuasiDenseTracker:
             m.acc_frame[rows] = acc + 1
             m.boxes[rows] = new_boxes
             m.scores[rows] = dets.scores[existing]
-            m.embeds[rows] = (1.0 - self.memo_momentum) * m.embeds[
+            m.embeds[rows] = (1.0 - self.settings.memo_momentum) * m.embeds[
                 rows
-            ] + self.memo_momentum * dets.embeddings[existing]
+            ] + self.settings.memo_momentum * dets.embeddings[existing]
             m.labels[rows] = dets.labels[existing]
             m.last_frame[rows] = frame_id
         fresh = tracked & ~existing
@@ -361,12 +352,12 @@ class QuasiDenseTracker:
         assert dets.embeddings is not None
         # Candidates are exactly the unmatched (−1, not −2); one overlapping any earlier
         # detection of the frame, tracked or not, is dropped.
-        overlaps = earlier_overlap(dets.boxes_xyxy, self.nms_backdrop_iou_thr)
+        overlaps = earlier_overlap(dets.boxes_xyxy, self.settings.nms_backdrop_iou_thr)
         keep = (ids == UNMATCHED) & ~overlaps
         self._backdrops.insert(
             0, _Backdrops(dets.boxes_xyxy[keep], dets.embeddings[keep], dets.labels[keep])
         )
-        del self._backdrops[self.memo_backdrop_frames :]
+        del self._backdrops[self.settings.memo_backdrop_frames :]
 
     # ---------------------------------------------------------- serialisation
     def to_bytes(self) -> bytes:
@@ -387,7 +378,7 @@ class QuasiDenseTracker:
             arrays[f"backdrop{i}_embeds"] = b.embeds
             arrays[f"backdrop{i}_labels"] = b.labels
         meta = {
-            "settings": self.settings(),
+            "settings": self.settings.to_dict(),
             "next_id": self._next_id,
             "last_frame_id": self._last_frame_id,
             "num_backdrop_frames": len(self._backdrops),
@@ -399,7 +390,7 @@ class QuasiDenseTracker:
         """Rebuild a tracker (settings and memory) from :meth:`to_bytes` output."""
         meta, arrays = unpack_state(data, cls.kind)
         try:
-            tracker = cls(**meta["settings"])
+            tracker = cls(QuasiDenseTrackerSettings.from_mapping(meta["settings"], "state"))
             memory = _Memory(**{name: arrays[name] for name in _Memory.__dataclass_fields__})
             backdrops = [
                 _Backdrops(

@@ -10,12 +10,13 @@ a match also needs similar scores and blends the detection's score with the trac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from qdtrack.structures import Detections, Tracks, box_iou
 from qdtrack.trackers.association import cosine_similarity, masked_bisoftmax
+from qdtrack.trackers.settings import TrackerSettings, check_range
 from qdtrack.trackers.state import check_frame_order, pack_state, unpack_state
 
 UNMATCHED = -1
@@ -43,14 +44,16 @@ class _TaoMemory:
         )
 
 
-class QuasiDenseTAOTracker:
-    """Multi-class quasi-dense tracker with the TAO configuration as defaults.
+@dataclass(frozen=True)
+class TAOTrackerSettings(TrackerSettings):
+    """Settings of :class:`QuasiDenseTAOTracker`; defaults = the mmtracking TAO config.
 
-    Args:
+    Attributes:
         init_score_thr: minimum score to start a track.
         obj_score_thr: detections scoring below this are not matched.
         match_score_thr: minimum similarity for a match.
-        memo_frames: a track unseen for this many frames is forgotten.
+        memo_tracklet_frames: a track unseen for this many frames is forgotten (the
+            reference calls it ``memo_frames``).
         memo_momentum: weight of the new embedding in the running embedding.
         momentum_obj_score: weight of the detection's score when blending it with the
             matched track's score.
@@ -62,44 +65,41 @@ class QuasiDenseTAOTracker:
         match_with_cosine: average the bi-softmax with the cosine similarity.
     """
 
+    tracker_type: ClassVar[str] = "tao"
+
+    init_score_thr: float = 1e-4
+    obj_score_thr: float = 1e-4
+    match_score_thr: float = 0.5
+    memo_tracklet_frames: int = 10
+    memo_momentum: float = 0.8
+    momentum_obj_score: float = 0.5
+    obj_score_diff_thr: float = 1.0
+    distractor_nms_thr: float = 0.3
+    distractor_score_thr: float = 0.5
+    match_metric: Literal["bisoftmax", "cosine"] = "bisoftmax"
+    match_with_cosine: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("memo_momentum", self.memo_momentum, 0.0, 1.0)
+        check_range("momentum_obj_score", self.momentum_obj_score, 0.0, 1.0)
+        check_range("memo_tracklet_frames", self.memo_tracklet_frames, 1)
+        if self.match_metric not in TAO_MATCH_METRICS:
+            raise ValueError(
+                f"match_metric must be one of {TAO_MATCH_METRICS}, got {self.match_metric!r}"
+            )
+
+
+class QuasiDenseTAOTracker:
+    """Multi-class quasi-dense tracker with the TAO configuration as defaults.
+
+    Args:
+        settings: the tracker's settings (default: the TAO configuration).
+    """
+
     kind = "quasi_dense_tao"
 
-    def __init__(
-        self,
-        *,
-        init_score_thr: float = 1e-4,
-        obj_score_thr: float = 1e-4,
-        match_score_thr: float = 0.5,
-        memo_frames: int = 10,
-        memo_momentum: float = 0.8,
-        momentum_obj_score: float = 0.5,
-        obj_score_diff_thr: float = 1.0,
-        distractor_nms_thr: float = 0.3,
-        distractor_score_thr: float = 0.5,
-        match_metric: str = "bisoftmax",
-        match_with_cosine: bool = True,
-    ) -> None:
-        if not 0.0 <= memo_momentum <= 1.0:
-            raise ValueError(f"memo_momentum must be in [0, 1], got {memo_momentum}")
-        if not 0.0 <= momentum_obj_score <= 1.0:
-            raise ValueError(f"momentum_obj_score must be in [0, 1], got {momentum_obj_score}")
-        if int(memo_frames) < 1:
-            raise ValueError(f"memo_frames must be >= 1, got {memo_frames}")
-        if match_metric not in TAO_MATCH_METRICS:
-            raise ValueError(
-                f"match_metric must be one of {TAO_MATCH_METRICS}, got {match_metric!r}"
-            )
-        self.init_score_thr = float(init_score_thr)
-        self.obj_score_thr = float(obj_score_thr)
-        self.match_score_thr = float(match_score_thr)
-        self.memo_frames = int(memo_frames)
-        self.memo_momentum = float(memo_momentum)
-        self.momentum_obj_score = float(momentum_obj_score)
-        self.obj_score_diff_thr = float(obj_score_diff_thr)
-        self.distractor_nms_thr = float(distractor_nms_thr)
-        self.distractor_score_thr = float(distractor_score_thr)
-        self.match_metric = match_metric
-        self.match_with_cosine = bool(match_with_cosine)
+    def __init__(self, settings: TAOTrackerSettings | None = None) -> None:
+        self.settings = settings if settings is not None else TAOTrackerSettings()
         self.reset()
 
     def reset(self) -> None:
@@ -107,22 +107,6 @@ class QuasiDenseTAOTracker:
         self._memory = _TaoMemory.empty()
         self._next_id = 0
         self._last_frame_id: int | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {
-            "init_score_thr": self.init_score_thr,
-            "obj_score_thr": self.obj_score_thr,
-            "match_score_thr": self.match_score_thr,
-            "memo_frames": self.memo_frames,
-            "memo_momentum": self.memo_momentum,
-            "momentum_obj_score": self.momentum_obj_score,
-            "obj_score_diff_thr": self.obj_score_diff_thr,
-            "distractor_nms_thr": self.distractor_nms_thr,
-            "distractor_score_thr": self.distractor_score_thr,
-            "match_metric": self.match_metric,
-            "match_with_cosine": self.match_with_cosine,
-        }
 
     @property
     def empty(self) -> bool:
@@ -162,7 +146,7 @@ class QuasiDenseTAOTracker:
         if len(dets) > 0 and not self.empty:
             ids, scores = self._match(dets, scores)
         # 3. new tracks
-        new = (ids == UNMATCHED) & (scores > self.init_score_thr)
+        new = (ids == UNMATCHED) & (scores > self.settings.init_score_thr)
         num_new = int(new.sum())
         ids[new] = np.arange(self._next_id, self._next_id + num_new)
         self._next_id += num_new
@@ -174,20 +158,20 @@ class QuasiDenseTAOTracker:
 
     def _low_score_duplicates(self, dets: Detections) -> np.ndarray:
         n = len(dets)
-        low = dets.scores < self.distractor_score_thr
+        low = dets.scores < self.settings.distractor_score_thr
         ious = box_iou(dets.boxes_xyxy, dets.boxes_xyxy)
         same_class = dets.labels[:, None] == dets.labels[None, :]
         earlier = np.tri(n, k=-1, dtype=bool)
-        return low & ((ious > self.distractor_nms_thr) & same_class & earlier).any(axis=1)
+        return low & ((ious > self.settings.distractor_nms_thr) & same_class & earlier).any(axis=1)
 
     def _similarity(self, dets: Detections, same_class: np.ndarray) -> np.ndarray:
         assert dets.embeddings is not None
         memo = self._memory.embeds
         cosine = cosine_similarity(dets.embeddings, memo) * same_class
-        if self.match_metric == "cosine":
+        if self.settings.match_metric == "cosine":
             return cosine
         scores = masked_bisoftmax(dets.embeddings, memo, same_class)
-        return (scores + cosine) / 2 if self.match_with_cosine else scores
+        return (scores + cosine) / 2 if self.settings.match_with_cosine else scores
 
     def _match(self, dets: Detections, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = self._memory
@@ -199,14 +183,14 @@ class QuasiDenseTAOTracker:
         same_class = dets.labels[:, None] == m.labels[None, :]
         sim = self._similarity(dets, same_class)
         ids = np.full(len(dets), UNMATCHED, dtype=np.int64)
-        w = self.momentum_obj_score
+        w = self.settings.momentum_obj_score
         for i in range(len(dets)):
-            if scores[i] < self.obj_score_thr:
+            if scores[i] < self.settings.obj_score_thr:
                 continue
             col = int(sim[i].argmax())
             conf = sim[i, col]
-            if conf > self.match_score_thr and (
-                abs(scores[i] - m.scores[col]) < self.obj_score_diff_thr
+            if conf > self.settings.match_score_thr and (
+                abs(scores[i] - m.scores[col]) < self.settings.obj_score_diff_thr
             ):
                 ids[i] = m.ids[col]
                 sim[i + 1 :, col] = 0.0
@@ -225,9 +209,9 @@ class QuasiDenseTAOTracker:
             m.boxes[rows] = dets.boxes_xyxy[existing]
             m.scores[rows] = scores[existing]
             m.labels[rows] = dets.labels[existing]
-            m.embeds[rows] = (1.0 - self.memo_momentum) * m.embeds[
+            m.embeds[rows] = (1.0 - self.settings.memo_momentum) * m.embeds[
                 rows
-            ] + self.memo_momentum * dets.embeddings[existing]
+            ] + self.settings.memo_momentum * dets.embeddings[existing]
             m.last_frame[rows] = frame_id
         fresh = tracked & ~existing
         if fresh.any():
@@ -240,7 +224,7 @@ class QuasiDenseTAOTracker:
             m.embeds = np.concatenate([embeds, dets.embeddings[fresh]])
             m.labels = np.concatenate([m.labels, dets.labels[fresh]])
             m.last_frame = np.concatenate([m.last_frame, np.full(int(fresh.sum()), frame_id)])
-        alive = frame_id - m.last_frame < self.memo_frames
+        alive = frame_id - m.last_frame < self.settings.memo_tracklet_frames
         for name in _TaoMemory.__dataclass_fields__:
             setattr(m, name, getattr(m, name)[alive])
 
@@ -249,7 +233,7 @@ class QuasiDenseTAOTracker:
         m = self._memory
         arrays = {name: getattr(m, name) for name in _TaoMemory.__dataclass_fields__}
         meta = {
-            "settings": self.settings(),
+            "settings": self.settings.to_dict(),
             "next_id": self._next_id,
             "last_frame_id": self._last_frame_id,
         }
@@ -260,7 +244,7 @@ class QuasiDenseTAOTracker:
         """Rebuild a tracker from :meth:`to_bytes` output."""
         meta, arrays = unpack_state(data, cls.kind)
         try:
-            tracker = cls(**meta["settings"])
+            tracker = cls(TAOTrackerSettings.from_mapping(meta["settings"], "state"))
             memory = _TaoMemory(**{n: arrays[n] for n in _TaoMemory.__dataclass_fields__})
             tracker._next_id = int(meta["next_id"])
             last = meta["last_frame_id"]

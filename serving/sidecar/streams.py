@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qdtrack.structures import Tracks
-from qdtrack.trackers import TRACKERS, Tracker, build_tracker
+from qdtrack.trackers import TRACKERS, Tracker, build_tracker, tracker_settings
 from serving.sidecar.errors import (
     FrameOutOfOrder,
     Overloaded,
@@ -158,7 +158,9 @@ class StreamManager:
         self._sessions: dict[str, StreamSession] = {}
         self._inflight = 0
         # fail at start-up, not at the first frame, on a bad tracker name or setting
-        build_tracker(settings.tracker, settings.tracker_settings)
+        self._tracker_settings = tracker_settings(
+            {"type": settings.tracker, **settings.tracker_settings}, "SIDECAR_TRACKER_SETTINGS"
+        )
 
     @property
     def num_streams(self) -> int:
@@ -167,7 +169,7 @@ class StreamManager:
 
     # ------------------------------------------------------------ sessions
     def _new_session(self, stream_id: str) -> StreamSession:
-        tracker = build_tracker(self.settings.tracker, self.settings.tracker_settings)
+        tracker = build_tracker(self._tracker_settings)
         return StreamSession(stream_id, self.settings.tracker, tracker)
 
     def _count_tracks(self, session: StreamSession) -> None:

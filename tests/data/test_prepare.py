@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qdtrack.cli import main as cli
-from qdtrack.data.prepare import DataSettings
+from qdtrack.config import DataConfig, config_from_dict
 
 PARAMS = """
 data: {source: SOURCE, path: PATH, val_split: SPLIT, seed: 0, train_seqs: 1, val_seqs: 1,
@@ -129,7 +129,7 @@ def test_bad_data_fails_at_the_data_step_naming_the_file(
 
 
 def test_bad_settings_are_clear() -> None:
-    with pytest.raises(ValueError, match=r"data\.source must be one of"):
-        DataSettings(source="s3")
-    with pytest.raises(ValueError, match="unknown data key"):
-        DataSettings.from_params({"data": {"sorce": "synth"}})
+    with pytest.raises(ValueError, match=r"data\.source: expected one of"):
+        DataConfig(source="s3")
+    with pytest.raises(ValueError, match=r"data\.sorce: unknown key"):
+        config_from_dict({"data": {"sorce": "synth"}})

@@ -47,9 +47,9 @@ def test_repository_layout_and_record(exported: ExportResult, tiny_checkpoint: P
 def test_cli_export_version_folder_and_idempotent_rerun(
     tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    extra = ("--model-name", "tracker", "--version", "3", "--instance-count", "2")
+    extra = ("--set", "deploy.model_name=tracker", "--version", "3", "--instance-count", "2")
     assert _export(tiny_checkpoint, tmp_path, *extra) == 0
-    assert "model_version qdtrack" not in capsys.readouterr().out  # named after --model-name
+    assert "model_version qdtrack" not in capsys.readouterr().out  # named after model_name
     assert (tmp_path / "tracker" / "3" / "model.onnx").is_file()
     assert 'name: "tracker"' in (tmp_path / "tracker" / "config.pbtxt").read_text()
     assert "count: 2" in (tmp_path / "tracker" / "config.pbtxt").read_text()

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from qdtrack.config import QDTrackConfig, tracker_spec
+from qdtrack.config import QDTrackConfig
 from qdtrack.data.frames import open_frames
 from qdtrack.export.runtime import OnnxDetector
 from qdtrack.model.qdtrack import QDTrack
@@ -22,7 +22,7 @@ class _Detector(Protocol):
 
 
 def _track(detector: _Detector, sequence: Path, config: QDTrackConfig) -> list[Tracks]:
-    tracker = build_tracker(*tracker_spec(config.tracker))
+    tracker = build_tracker(config.tracker)
     tracks = []
     with open_frames(sequence) as frames:
         for index, (_, image) in enumerate(frames):

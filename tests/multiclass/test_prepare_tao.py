@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from qdtrack.data.prepare import DataSettings, convert_dataset, prepare_dataset
+from qdtrack.config import DataConfig
+from qdtrack.data.prepare import convert_dataset, prepare_dataset
 
 
-def _settings(root: Path) -> DataSettings:
-    return DataSettings(source="path", path=str(root), format="tao")
+def _settings(root: Path) -> DataConfig:
+    return DataConfig(source="path", path=str(root), format="tao")
 
 
 def test_tao_folder_is_checked_linked_and_converted(synth_tao: Path, tmp_path: Path) -> None:
@@ -50,6 +51,6 @@ def test_bad_tao_folders_stop_naming_the_file(synth_tao: Path, tmp_path: Path) -
     with pytest.raises(FileNotFoundError, match="val_annotations"):
         prepare_dataset(_settings(broken), tmp_path / "out2")
     with pytest.raises(ValueError, match="val_split full"):
-        DataSettings(format="tao", val_split="half-val")
+        DataConfig(format="tao", val_split="half-val")
     with pytest.raises(ValueError, match="classes >= 2"):
-        DataSettings(format="tao", source="synth", classes=1)
+        DataConfig(format="tao", source="synth", classes=1)

@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qdtrack.config import TaoTrackerConfig, tracker_spec
-from qdtrack.trackers import QuasiDenseTAOTracker, build_tracker
+from qdtrack.trackers import (
+    QuasiDenseTAOTracker,
+    TAOTrackerSettings,
+    build_tracker,
+    tracker_settings,
+)
 from serving.launch import sidecar_env_for
 from serving.sidecar.__main__ import build_parser, settings_from_args
 
 
 def _export_record(folder: Path) -> Path:
-    name, settings = tracker_spec(TaoTrackerConfig(memo_frames=7))
-    record = {"img_scale": [384, 224], "tracker": name, "tracker_config": settings}
+    settings = TAOTrackerSettings(memo_tracklet_frames=7)
+    record = {"img_scale": [384, 224], "tracker": "tao", "tracker_config": settings.to_dict()}
     version = folder / "qdtrack" / "1"
     version.mkdir(parents=True)
     path = version / "export.json"
@@ -25,13 +29,15 @@ def _export_record(folder: Path) -> Path:
 def test_sidecar_takes_the_tao_tracker_from_the_export(tmp_path: Path) -> None:
     path = _export_record(tmp_path)
     settings = settings_from_args(build_parser().parse_args(["--model-info", str(path)]))
-    assert settings.tracker == "tao" and settings.tracker_settings["memo_frames"] == 7
-    tracker = build_tracker(settings.tracker, settings.tracker_settings)
-    assert isinstance(tracker, QuasiDenseTAOTracker) and tracker.memo_frames == 7
+    assert settings.tracker == "tao" and settings.tracker_settings["memo_tracklet_frames"] == 7
+    block = {"type": settings.tracker, **settings.tracker_settings}
+    tracker = build_tracker(tracker_settings(block))
+    assert isinstance(tracker, QuasiDenseTAOTracker)
+    assert tracker.settings.memo_tracklet_frames == 7
 
 
 def test_serve_environment_names_the_tracker(tmp_path: Path) -> None:
     _export_record(tmp_path)
     env = sidecar_env_for(tmp_path)
     assert env["SIDECAR_TRACKER"] == "tao"
-    assert json.loads(env["SIDECAR_TRACKER_SETTINGS"])["memo_frames"] == 7
+    assert json.loads(env["SIDECAR_TRACKER_SETTINGS"])["memo_tracklet_frames"] == 7

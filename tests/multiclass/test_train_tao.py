@@ -51,7 +51,7 @@ def test_pretrain_then_finetune_with_a_frozen_detector(synth_tao: Path, tmp_path
     first = run_training(_config(synth_tao), tmp_path / "pretrain", device="cpu")
     _, config = model_from_checkpoint(first)
     assert config.model.classes == ("person", "car", "dog")
-    assert config.tracker.type == "tao"
+    assert config.tracker.tracker_type == "tao"
     before = load_checkpoint(first)["model"]
 
     finetune = _config(synth_tao, ["train.freeze_detector=true", f"train.load_from={first}"])

@@ -293,7 +293,7 @@ def test_launch_stages_data_runs_the_job_and_returns_the_checkpoint(tmp_path: Pa
     api = TrainingJobs([_status("Created", "Running", "Succeeded")])
     args = argparse.Namespace(
         dataset=str(dataset), model=str(tmp_path / "artifacts" / "model"), run_id="3f2c5a1e",
-        config="params.yaml", overrides="train.epochs=4", image=DEFAULT_IMAGE, nnodes=2,
+        config="params.yaml", set=['["train.epochs=4"]'], image=DEFAULT_IMAGE, nnodes=2,
         nproc_per_node=1, gpus_per_node=1, workspace_pvc="qdtrack-workspace",
         workspace=str(workspace), namespace="kubeflow", timeout=3600, poll=0.0,
     )  # fmt: skip
@@ -301,6 +301,8 @@ def test_launch_stages_data_runs_the_job_and_returns_the_checkpoint(tmp_path: Pa
     assert (tmp_path / "artifacts" / "model" / "last.pt").read_bytes() == b"weights"
     (job,) = api.created
     assert job["metadata"]["name"] == "qdtrack-train-3f2c5a1e"
+    command = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    assert "train.epochs=4" in command["command"] + command.get("args", [])
     assert job["spec"]["runPolicy"]["activeDeadlineSeconds"] == 3600
 
 

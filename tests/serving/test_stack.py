@@ -22,7 +22,7 @@ import pytest
 from stack_helpers import export_info, require_triton_venv, sidecar_env, sidecar_url
 
 from qdtrack.export.runtime import OnnxDetector, prepare_frame, unpack_detections
-from qdtrack.trackers import build_tracker
+from qdtrack.trackers import build_tracker, tracker_settings
 from serving.client import SidecarClient
 from serving.launch import Service, start_prometheus, start_pytriton, start_sidecar
 
@@ -59,7 +59,7 @@ def reference(tiny_repository: Path, frame_files: list[Path]) -> list[list[dict]
 
     info = export_info(tiny_repository)
     detector = OnnxDetector.from_repository(tiny_repository, intra_op_threads=1)
-    tracker = build_tracker("qdtrack", info["tracker_config"])
+    tracker = build_tracker(tracker_settings({"type": info["tracker"], **info["tracker_config"]}))
     per_frame = []
     for index, path in enumerate(frame_files):
         image, scale = prepare_frame(

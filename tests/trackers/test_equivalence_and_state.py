@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from qdtrack.structures import Detections
-from qdtrack.trackers import IoUTracker, QuasiDenseTAOTracker, QuasiDenseTracker
+from qdtrack.trackers import (
+    IoUTracker,
+    QuasiDenseTAOTracker,
+    QuasiDenseTracker,
+    QuasiDenseTrackerSettings,
+)
 
 from .reference_loop import LoopTracker
 
@@ -40,7 +47,10 @@ def random_sequence(seed: int, frames: int = 40, objects: int = 12, dim: int = 1
 
 @pytest.mark.parametrize("seed", range(12))
 def test_ids_equal_a_loop_transcription_of_the_spec(seed: int) -> None:
-    fast, slow = QuasiDenseTracker(memo_tracklet_frames=5), LoopTracker(memo_tracklet_frames=5)
+    fast, slow = (
+        QuasiDenseTracker(QuasiDenseTrackerSettings(memo_tracklet_frames=5)),
+        LoopTracker(memo_tracklet_frames=5),
+    )
     total = 0
     for f, d in enumerate(random_sequence(seed)):
         out = fast.update(d, f, include_unconfirmed=True)
@@ -60,11 +70,11 @@ TRACKER_CLASSES = [QuasiDenseTracker, QuasiDenseTAOTracker, IoUTracker]
 @pytest.mark.parametrize("k", [0, 7, 20])
 def test_restored_tracker_continues_with_the_same_ids(cls, k: int) -> None:
     seq = random_sequence(11, frames=35)
-    original = cls(memo_tracklet_frames=6) if cls is not QuasiDenseTAOTracker else cls()
+    original = cls(dataclasses.replace(cls().settings, memo_tracklet_frames=6))
     for f in range(k):
         original.update(seq[f], f)
     restored = cls.from_bytes(original.to_bytes())
-    assert restored.settings() == original.settings()
+    assert restored.settings == original.settings
     for f in range(k, len(seq)):
         a = original.update(seq[f], f, include_unconfirmed=True)
         b = restored.update(seq[f], f, include_unconfirmed=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qdtrack.trackers import IoUTracker
+from qdtrack.trackers import IoUTracker, IoUTrackerSettings
 
 from .helpers import box, dets, ids_by_input
 
@@ -25,7 +25,7 @@ def test_swaps_look_alikes_at_a_crossing() -> None:
 
 
 def test_thresholds_and_expiry() -> None:
-    t = IoUTracker(memo_tracklet_frames=2)
+    t = IoUTracker(IoUTrackerSettings(memo_tracklet_frames=2))
     out = t.update(dets([box(0), box(100)], [0.9, 0.4]), 0)
     assert ids_by_input(out, 2) == [0, None]  # 0.4 < init_score_thr
     out = t.update(dets([box(1), box(100)], [0.2, 0.9]), 1)
@@ -37,4 +37,4 @@ def test_thresholds_and_expiry() -> None:
 
 def test_bad_setting() -> None:
     with pytest.raises(ValueError):
-        IoUTracker(match_iou_thr=2.0)
+        IoUTracker(IoUTrackerSettings(match_iou_thr=2.0))

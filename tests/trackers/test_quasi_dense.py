@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from qdtrack.structures import Detections
-from qdtrack.trackers import SUPPRESSED, UNMATCHED, QuasiDenseTracker
+from qdtrack.trackers import SUPPRESSED, UNMATCHED, QuasiDenseTracker, QuasiDenseTrackerSettings
 from qdtrack.trackers.association import bisoftmax_similarity
 
 from .helpers import DIM, box, dets, embed, ids_by_input
 
 
 def test_defaults_are_the_mot17_config() -> None:
-    s = QuasiDenseTracker().settings()
+    s = QuasiDenseTracker().settings.to_dict()
     assert s == {
         "init_score_thr": 0.9,
         "obj_score_thr": 0.5,
@@ -35,7 +35,7 @@ def test_defaults_are_the_mot17_config() -> None:
 )
 def test_bad_settings_raise(kwargs: dict) -> None:
     with pytest.raises(ValueError):
-        QuasiDenseTracker(**kwargs)
+        QuasiDenseTracker(QuasiDenseTrackerSettings(**kwargs))
 
 
 def test_new_ids_in_descending_score_order_from_zero() -> None:
@@ -80,7 +80,7 @@ def test_low_score_match_is_suppressed_not_tracked_and_not_a_backdrop() -> None:
 
 def test_suppression_needs_conf_above_nms_conf_thr() -> None:
     # cosine similarity 0.6 > match_score_thr 0.5 but below nms_conf_thr 0.7 -> stays −1
-    t = QuasiDenseTracker(match_metric="cosine", nms_conf_thr=0.7)
+    t = QuasiDenseTracker(QuasiDenseTrackerSettings(match_metric="cosine", nms_conf_thr=0.7))
     t.update(dets([box(0)], [0.95], identities=[0]), 0)
     e = np.zeros(DIM, np.float32)
     e[0], e[1] = 0.6, 0.8
@@ -132,7 +132,7 @@ def test_backdrop_absorbs_a_wrong_match() -> None:
         dets([box(205)], [0.7], identities=[1]),  # looks like the backdrop, not the track
     ]
     with_backdrops = QuasiDenseTracker()
-    without = QuasiDenseTracker(memo_backdrop_frames=0)
+    without = QuasiDenseTracker(QuasiDenseTrackerSettings(memo_backdrop_frames=0))
     for tracker in (with_backdrops, without):
         tracker.update(frames[0], 0)
     assert len(with_backdrops.update(frames[1], 1)) == 0
@@ -156,7 +156,7 @@ def test_backdrop_dedup_against_any_earlier_detection() -> None:
     t.update(dets([a, b, c], [0.95, 0.45, 0.44], identities=[0, 1, 2]), 0)
     np.testing.assert_allclose(t.backdrop_boxes, np.asarray([b, c], np.float32))
     # with a looser backdrop IoU the second candidate overlaps the first: dropped
-    t2 = QuasiDenseTracker(nms_backdrop_iou_thr=0.2)
+    t2 = QuasiDenseTracker(QuasiDenseTrackerSettings(nms_backdrop_iou_thr=0.2))
     t2.update(dets([a, b, c], [0.95, 0.45, 0.44], identities=[0, 1, 2]), 0)
     np.testing.assert_allclose(t2.backdrop_boxes, np.asarray([b], np.float32))
 
@@ -185,7 +185,7 @@ def test_only_the_latest_frame_of_backdrops_is_kept() -> None:
     assert len(t.backdrop_boxes) == 1
     t.update(dets([box(0)], [0.95], identities=[0]), 1)
     assert len(t.backdrop_boxes) == 0
-    t3 = QuasiDenseTracker(memo_backdrop_frames=2)
+    t3 = QuasiDenseTracker(QuasiDenseTrackerSettings(memo_backdrop_frames=2))
     t3.update(dets([box(0), box(100)], [0.95, 0.3], identities=[0, 1]), 0)
     t3.update(dets([box(0), box(200)], [0.95, 0.3], identities=[0, 2]), 1)
     np.testing.assert_allclose(t3.backdrop_boxes, np.asarray([box(200), box(100)], np.float32))
@@ -232,7 +232,10 @@ def test_momentum_update_weights_the_new_embedding() -> None:
 
 def test_with_cats_only_matches_equal_labels() -> None:
     frames = [dets([box(0)], [0.95], labels=[0]), dets([box(0)], [0.95], labels=[1])]
-    strict, loose = QuasiDenseTracker(), QuasiDenseTracker(with_cats=False)
+    strict, loose = (
+        QuasiDenseTracker(),
+        QuasiDenseTracker(QuasiDenseTrackerSettings(with_cats=False)),
+    )
     for t in (strict, loose):
         t.update(frames[0], 0)
     assert list(strict.update(frames[1], 1).track_ids) == [1]
@@ -252,7 +255,7 @@ def test_greedy_order_higher_score_takes_the_track() -> None:
     [("cosine", 0.6, True), ("cosine", 0.4, False), ("softmax", 0.0, True)],
 )
 def test_match_metrics(metric: str, cos: float, matched: bool) -> None:
-    t = QuasiDenseTracker(match_metric=metric)
+    t = QuasiDenseTracker(QuasiDenseTrackerSettings(match_metric=metric))
     t.update(dets([box(0)], [0.95], identities=[0]), 0)
     e = np.zeros(DIM, np.float32)
     e[0], e[1] = cos, np.sqrt(1 - cos**2)

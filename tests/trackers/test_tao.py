@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from qdtrack.structures import Detections
-from qdtrack.trackers import QuasiDenseTAOTracker
+from qdtrack.trackers import QuasiDenseTAOTracker, TAOTrackerSettings
 from qdtrack.trackers.association import cosine_similarity, masked_bisoftmax
 
 from .helpers import DIM, box, dets, embed, ids_by_input
 
 
 def test_defaults_are_the_tao_config() -> None:
-    assert QuasiDenseTAOTracker().settings() == {
+    assert QuasiDenseTAOTracker().settings.to_dict() == {
         "init_score_thr": 1e-4,
         "obj_score_thr": 1e-4,
         "match_score_thr": 0.5,
-        "memo_frames": 10,
+        "memo_tracklet_frames": 10,
         "memo_momentum": 0.8,
         "momentum_obj_score": 0.5,
         "obj_score_diff_thr": 1.0,
@@ -67,13 +67,13 @@ def test_other_class_never_matches() -> None:
 
 
 def test_score_difference_gate() -> None:
-    t = QuasiDenseTAOTracker(obj_score_diff_thr=0.3)
+    t = QuasiDenseTAOTracker(TAOTrackerSettings(obj_score_diff_thr=0.3))
     t.update(dets([box(0)], [0.9]), 0)
     assert list(t.update(dets([box(0)], [0.5]), 1).track_ids) == [1]
 
 
 def test_below_obj_score_thr_is_skipped() -> None:
-    t = QuasiDenseTAOTracker(obj_score_thr=0.3, init_score_thr=0.3)
+    t = QuasiDenseTAOTracker(TAOTrackerSettings(obj_score_thr=0.3, init_score_thr=0.3))
     t.update(dets([box(0)], [0.9]), 0)
     out = t.update(dets([box(0)], [0.2]), 1, include_unconfirmed=True)
     assert list(out.track_ids) == [-1]
@@ -91,7 +91,7 @@ def test_no_backdrops_a_lone_track_takes_a_similar_detection() -> None:
 
 
 @pytest.mark.parametrize(("gap", "same"), [(10, True), (11, False)])
-def test_expiry_after_memo_frames(gap: int, same: bool) -> None:
+def test_expiry_after_memo_tracklet_frames(gap: int, same: bool) -> None:
     t = QuasiDenseTAOTracker()
     t.update(dets([box(0)], [0.8], identities=[0]), 0)
     for f in range(1, gap):
@@ -123,7 +123,7 @@ def test_large_embeddings_still_match() -> None:
 
 
 def test_cosine_metric() -> None:
-    t = QuasiDenseTAOTracker(match_metric="cosine")
+    t = QuasiDenseTAOTracker(TAOTrackerSettings(match_metric="cosine"))
     t.update(dets([box(0)], [0.8], identities=[0]), 0)
     e = np.zeros(DIM, np.float32)
     e[0], e[1] = 0.6, 0.8

@@ -93,8 +93,8 @@ setup-serving: setup $(TRITON_STAMP)  ## Redis, Prometheus, libb64 (apt, if miss
 # `make test` runs the serving integration tests too (real Redis, PyTriton, Prometheus).
 test: setup-serving
 
-serve: setup-serving  ## Redis + PyTriton + sidecar + Prometheus on the newest model in SERVE_REPO (Ctrl-C stops)
-	$(BIN)/python -m serving.launch --repository $(SERVE_REPO) --port $(SERVE_PORT)
+serve: setup-serving  ## Redis + PyTriton + sidecar + Prometheus on the newest model in SERVE_REPO (Ctrl-C stops); WEIGHTS=NAME serves zoo weights instead (exported to runs/serve/repository)
+	$(BIN)/python -m serving.launch --port $(SERVE_PORT) $(if $(WEIGHTS),--weights $(WEIGHTS),--repository $(SERVE_REPO))
 
 test-serving: setup-serving  ## the serving tests, slow ones (schemathesis) included
 	$(BIN)/python -m pytest tests/serving -m "not gpu" -q

@@ -33,7 +33,15 @@ _HANDLERS = {
     "gate": "qdtrack.gate:main",
     "deploy": "qdtrack.deploy:main",
     "stream": "serving.client:main",
+    "weights list": "qdtrack.zoo:main_list",
+    "weights fetch": "qdtrack.zoo:main_fetch",
 }
+
+#: What ``--weights`` (and ``train --init``) accept.
+_WEIGHTS_HELP = (
+    "model zoo name (qdtrack weights list), http(s) URL or local file of a project or "
+    "mmtracking checkpoint; downloaded and converted once, then cached"
+)
 
 
 def _config_arguments(
@@ -193,9 +201,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert-checkpoint",
-        help="convert published mmtracking / mmdet R-50 weights into a project checkpoint",
+        help="convert published mmtracking / mmdet weights into a project checkpoint",
     )
-    p.add_argument("checkpoint", help="mmtracking QDTrack R-50-FPN checkpoint (.pth)")
+    p.add_argument("checkpoint", help="mmtracking QDTrack R-50-FPN or R-101-FPN checkpoint (.pth)")
     p.add_argument("output", help="project checkpoint to write")
     p.add_argument(
         "--keep-num-batches-tracked",
@@ -210,7 +218,43 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
         help="mmtracking QDTrack checkpoint (default) or an mmdet Faster R-CNN R-50-FPN "
         "detector such as the COCO-person initialisation (for train --init)",
     )
+    p.add_argument(
+        "--classes-file",
+        default=None,
+        help="class names in label order, one per line (default: the checkpoint's meta CLASSES)",
+    )
     p.set_defaults(handler="convert-checkpoint")
+
+
+def _add_weights(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint FILE`` or ``--weights NAME|FILE|URL`` (one of them)."""
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--checkpoint", help="project checkpoint (.pt)")
+    group.add_argument("--weights", help=_WEIGHTS_HELP)
+
+
+def _resolve_weights(args: argparse.Namespace) -> None:
+    """Replace ``--weights`` / ``train --init`` specs by a local project checkpoint path."""
+    if getattr(args, "weights", None) is None and getattr(args, "init", None) is None:
+        return
+    from qdtrack.zoo import resolve_weights
+
+    if getattr(args, "weights", None) is not None:
+        args.checkpoint = str(Path(resolve_weights(args.weights)).resolve())
+    if getattr(args, "init", None) is not None:
+        args.init = str(Path(resolve_weights(args.init)).resolve())
+
+
+def _add_weights_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="the published QDTrack checkpoints (model zoo)")
+    weights_sub = p.add_subparsers(dest="weights_command", required=True)
+    ls = weights_sub.add_parser("list", help="names, training data and published results")
+    ls.set_defaults(handler="weights list")
+    fetch = weights_sub.add_parser(
+        "fetch", help="download and convert now (e.g. before going offline); print the path"
+    )
+    fetch.add_argument("spec", metavar="WEIGHTS", help=_WEIGHTS_HELP)
+    fetch.set_defaults(handler="weights fetch")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -219,7 +263,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/train", help="folder for checkpoints and losses.csv")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if any)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--init", default=None, help=f"start from these weights: {_WEIGHTS_HELP}")
     p.add_argument(
         "--model-output",
         default=None,
@@ -235,8 +279,10 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
         "track", help="track a video file, an image folder or a MOTChallenge sequence"
     )
     p.add_argument("input", help="video file, image folder or sequence folder")
-    p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
-    p.add_argument("--out", required=True, help="MOTChallenge result file to write")
+    _add_weights(p)
+    p.add_argument(
+        "--out", default=None, help="MOTChallenge result file to write (default: <input name>.txt)"
+    )
     p.add_argument("--render", default=None, help="also write a video with the tracks drawn")
     p.add_argument(
         "--save-detections", default=None, help="write detections + embeddings (associate input)"
@@ -321,7 +367,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         description="Export detector + embedding head as REPO/<model>/<version>/model.onnx "
         "(or model.plan) with a generated config.pbtxt and export.json.",
     )
-    p.add_argument("--checkpoint", required=True, help="project checkpoint (.pt)")
+    _add_weights(p)
     p.add_argument("--out", required=True, help="Triton model repository folder")
     _config_arguments(p, default=None, config_help=_FROM_CHECKPOINT)
     p.add_argument(
@@ -419,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gate(sub)
     _add_deploy(sub)
     _add_stream(sub)
+    _add_weights_commands(sub)
     return parser
 
 
@@ -459,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     module_name, function = _HANDLERS[args.handler].split(":")
     try:
+        _resolve_weights(args)
         _enter_workdir(args)
         handler = getattr(importlib.import_module(module_name), function)
         return int(handler(args))

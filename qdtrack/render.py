@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -22,15 +23,27 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def draw_tracks(frame_bgr: npt.NDArray[np.uint8], tracks: Tracks) -> npt.NDArray[np.uint8]:
-    """A copy of ``frame_bgr`` with each track's box and id drawn in its colour."""
+def draw_tracks(
+    frame_bgr: npt.NDArray[np.uint8],
+    tracks: Tracks,
+    class_names: Sequence[str] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """A copy of ``frame_bgr`` with each track's box and id drawn in its colour.
+
+    With ``class_names`` (a multi-class model's label names) the label reads
+    ``"<id> <class name>"``.
+    """
     out = frame_bgr.copy()
     scale = max(0.35, min(out.shape[:2]) / 900)
-    for box, track_id in zip(tracks.boxes_xyxy, tracks.track_ids, strict=True):
+    for box, track_id, label_index in zip(
+        tracks.boxes_xyxy, tracks.track_ids, tracks.labels, strict=True
+    ):
         colour = track_colour(int(track_id))
         x1, y1, x2, y2 = (round(float(v)) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, max(1, int(2 * scale)))
         label = str(int(track_id))
+        if class_names is not None and 0 <= int(label_index) < len(class_names):
+            label = f"{label} {class_names[int(label_index)]}"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         cv2.rectangle(out, (x1, y1 - th - 4), (x1 + tw + 2, y1), colour, -1)
         cv2.putText(

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,13 @@ def track_source(
     render: str | Path | None = None,
     keep_detections: bool = False,
     progress: bool = True,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[list[tuple[int, Tracks]], list[Detections], float]:
     """Track every frame of ``source`` (1-based frames ``start..stop``).
 
     ``source`` is a path for :func:`~qdtrack.data.frames.open_frames` or an opened
     :class:`~qdtrack.data.frames.FrameSource` (then ``start`` and ``stop`` are its own).
+    ``class_names`` label the rendered boxes with their class (multi-class models).
 
     Returns:
         ``(per-frame (MOT frame number, tracks), per-frame detections with embeddings when
@@ -88,7 +91,7 @@ def track_source(
                 if keep_detections:
                     kept.append(det)
                 if writer is not None:
-                    writer.write(draw_tracks(image, tracks))
+                    writer.write(draw_tracks(image, tracks, class_names))
                 bar.update()
         finally:
             bar.close()
@@ -119,6 +122,8 @@ def main(args: argparse.Namespace) -> int:
     """``qdtrack track``."""
     model, config = load_for_tracking(args)
     tracker = build_tracker(config.tracker)
+    class_names = config.model.class_names()
+    multi_class = len(class_names) > 1
     results, detections, fps = track_source(
         model,
         tracker,
@@ -127,17 +132,47 @@ def main(args: argparse.Namespace) -> int:
         stop=args.stop,
         render=args.render,
         keep_detections=bool(args.save_detections),
+        class_names=class_names if multi_class else None,
     )
-    rows = write_mot_results(args.out, results)
+    out = Path(args.out) if args.out else default_results_path(args.input)
+    rows = write_mot_results(out, results)
     if args.save_detections:
         records = [detections_record(i, det) for i, det in enumerate(detections)]
         write_json(args.save_detections, {"frames": records}, indent=None)
     ids = {int(t) for _, tracks in results for t in tracks.track_ids}
     sys.stdout.write(
         f"track: {len(results)} frames at {fps:.2f} frames/s, {len(ids)} tracks, "
-        f"{rows} boxes -> {args.out}\n"
+        f"{rows} boxes -> {out}\n"
     )
+    if multi_class and ids:
+        sys.stdout.write(f"track: classes {track_class_summary(results, class_names)}\n")
     return 0
+
+
+def default_results_path(source: str | Path) -> Path:
+    """``<input name>.txt`` in the working directory (``clip.mp4`` -> ``clip.txt``)."""
+    path = Path(source)
+    return Path(f"{path.stem if path.is_file() else path.resolve().name}.txt")
+
+
+def track_class_summary(
+    results: Sequence[tuple[int, Tracks]], class_names: Sequence[str], top: int = 5
+) -> str:
+    """``"person 12, car 3"``: how many tracks of each class, most frequent first.
+
+    A track counts for the class of its first box.
+    """
+    first_label: dict[int, int] = {}
+    for _, tracks in results:
+        for track_id, label in zip(tracks.track_ids, tracks.labels, strict=True):
+            first_label.setdefault(int(track_id), int(label))
+    counts = Counter(first_label.values())
+    shown = [
+        f"{class_names[label] if 0 <= label < len(class_names) else label} {count}"
+        for label, count in counts.most_common(top)
+    ]
+    more = len(counts) - len(shown)
+    return ", ".join(shown) + (f" (+{more} more classes)" if more > 0 else "")
 
 
 def track_val_set(

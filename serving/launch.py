@@ -350,6 +350,37 @@ def sidecar_env_for(repository: Path, model_name: str = "qdtrack") -> dict[str, 
     return env
 
 
+def repository_for_weights(weights: str, repository: Path, model_name: str = "qdtrack") -> Path:
+    """Export ``--weights NAME|FILE|URL`` into ``repository`` as its newest version.
+
+    The weights are resolved by :func:`qdtrack.zoo.resolve_weights` (downloaded and
+    converted once). Nothing is exported when the newest version already holds the same
+    checkpoint; otherwise the export becomes version ``newest + 1`` (``1`` in an empty
+    repository), so Triton serves it.
+
+    Returns:
+        The version folder that holds the weights.
+    """
+    from qdtrack.export.repository import export_repository, file_sha256
+    from qdtrack.export.runtime import latest_version_dir, read_metadata
+    from qdtrack.zoo import resolve_weights
+
+    checkpoint = resolve_weights(weights)
+    sha256 = file_sha256(checkpoint)
+    try:
+        newest = latest_version_dir(repository / model_name)
+        record = read_metadata(newest)
+    except FileNotFoundError:
+        newest, record = None, {}
+    if newest is not None and record.get("checkpoint_sha256") == sha256:
+        log.info("%s already serves %s (%s)", newest, weights, record.get("model_version"))
+        return newest
+    version = int(newest.name) + 1 if newest is not None else 1
+    log.info("exporting %s to %s as version %d", weights, repository / model_name, version)
+    result = export_repository(checkpoint, repository, model_name=model_name, version=version)
+    return result.version_dir
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)  # runs the ``finally`` that stops the children
 
@@ -357,7 +388,18 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``make serve``: run Redis, PyTriton, the sidecar and Prometheus until Ctrl-C."""
     p = argparse.ArgumentParser(prog="python -m serving.launch", description=main.__doc__)
-    p.add_argument("--repository", required=True, help="model repository from `qdtrack export`")
+    p.add_argument(
+        "--repository",
+        default=None,
+        help="model repository from `qdtrack export` "
+        "(with --weights: default runs/serve/repository)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="serve these weights: a model zoo name (qdtrack weights list), a URL or a "
+        "checkpoint file; exported into --repository first unless already there",
+    )
     p.add_argument("--port", type=int, default=8080, help="sidecar port")
     p.add_argument("--triton-grpc-port", type=int, default=8001)
     p.add_argument("--logs", default="runs/serve", help="folder for the services' logs")
@@ -365,7 +407,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
-    repository = Path(args.repository)
+    if args.repository is None and args.weights is None:
+        p.error("give --repository, --weights or both")
+    repository = Path(args.repository or "runs/serve/repository")
+    if args.weights is not None:
+        try:
+            repository_for_weights(args.weights, repository)
+        except (ValueError, FileNotFoundError) as exc:  # the zoo's and export's user errors
+            log.error("%s", exc)
+            return 2
     try:
         sidecar_env = sidecar_env_for(repository)
     except FileNotFoundError as exc:

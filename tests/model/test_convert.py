@@ -25,9 +25,8 @@ from qdtrack.convert import (
 
 torch.set_flush_denormal(True)
 
-KEYS_JSON = (
-    Path(__file__).resolve().parents[3] / "shared" / "spec" / "mmtracking_qdtrack_r50_keys.json"
-)
+#: The published R-50 key list (names, shapes, dtypes, torchvision counterparts).
+KEYS_JSON = Path(__file__).resolve().parents[1] / "fixtures" / "mmtracking_qdtrack_r50_keys.json"
 CLS = "detector.roi_head.bbox_head.fc_cls"
 REG = "detector.roi_head.bbox_head.fc_reg"
 TV_CLS = "detector.roi_heads.box_predictor.cls_score"
@@ -36,8 +35,6 @@ TV_REG = "detector.roi_heads.box_predictor.bbox_pred"
 
 @pytest.fixture(scope="module")
 def key_entries() -> list[dict[str, Any]]:
-    if not KEYS_JSON.is_file():
-        pytest.skip(f"{KEYS_JSON} not found")
     entries: list[dict[str, Any]] = json.loads(KEYS_JSON.read_text())["keys"]
     return entries
 
@@ -245,4 +242,5 @@ def test_mmdet_detector_converts_for_train_init(
     assert cli_main(["convert-checkpoint", "--from", "mmdet", str(mm_file), str(output)]) == 2
     assert cli_main(["convert-checkpoint", str(source), str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
-    assert "Faster R-CNN R-50-FPN detector state dict" in err and "QDTrack R-50-FPN" in err
+    assert "closest layout, Faster R-CNN R-50-FPN detector, 1 class state dict" in err
+    assert "closest layout, QDTrack R-50-FPN, 1 class state dict" in err

@@ -382,10 +382,18 @@ def expand_overrides(items: Sequence[str] | None) -> list[str]:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of the nested mapping ``data`` with ``section.key=value`` overrides applied."""
+    """A copy of the nested mapping ``data`` with ``section.key=value`` overrides applied.
+
+    ``tracker.type=<another tracker>`` starts that tracker from its own defaults (the
+    settings of the previous one would not apply); later ``tracker.*`` overrides refine it.
+    """
     out: dict[str, Any] = to_plain(dict(data))
     for item in expand_overrides(overrides):
         parts, value = parse_override(item)
+        tracker = out.get("tracker")
+        switches = isinstance(tracker, dict) and tracker.get("type", "qdtrack") != value
+        if parts == ["tracker", "type"] and switches:
+            out["tracker"] = {}
         node = out
         for depth, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from qdtrack.config import stage_config
+from qdtrack.export.triton_config import write_contract_parameters
 from qdtrack.gate import CHAMPION_FILE, GateDecision, metrics_from_document
 from qdtrack.io_utils import atomic_write, read_json, write_json
 
@@ -115,6 +116,8 @@ def publish_version(
         previous_champion["config_pbtxt"] = previous_config.read_text(encoding="utf-8")
     with atomic_write(model_dir / CONFIG_FILE) as handle:
         handle.write(config.read_text(encoding="utf-8"))
+    # the served contracts: the new version's and those of the versions still present
+    write_contract_parameters(model_dir)
     export_info_path = target / "export.json"
     export_info = read_json(export_info_path) if export_info_path.is_file() else None
     record: dict[str, Any] = {

@@ -23,7 +23,7 @@ def _export(root: Path, tag: str, version: int = 1) -> Path:
     """A minimal export tree: config.pbtxt + one version folder with a model file."""
     model = root / "qdtrack"
     (model / str(version)).mkdir(parents=True)
-    (model / "config.pbtxt").write_text(f'name: "qdtrack"  # {tag}\n')
+    (model / "config.pbtxt").write_text(f'# {tag}\nname: "qdtrack"\n')
     (model / str(version) / "model.onnx").write_bytes(tag.encode())
     (model / str(version) / "export.json").write_text(json.dumps({"model_version": tag}))
     return root

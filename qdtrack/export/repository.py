@@ -53,6 +53,7 @@ from qdtrack.export.triton_config import (
     check_config,
     parse_config,
     render_config,
+    write_contract_parameters,
 )
 from qdtrack.io_utils import atomic_write
 from qdtrack.model.qdtrack import QDTrack
@@ -359,6 +360,7 @@ def export_repository(
     config_path = model_dir / CONFIG_FILENAME
     with atomic_write(config_path, "w") as handle:
         handle.write(config_text)
+    write_contract_parameters(model_dir)  # every version's serving contract
     return ExportResult(
         model_dir, version_dir, version_dir / metadata["model_file"], config_path, metadata
     )

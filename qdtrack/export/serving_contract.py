@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from qdtrack.schema import SchemaError, from_mapping, to_plain
@@ -30,6 +31,8 @@ CONTRACT_FORMAT = "qdtrack-serving/1"
 CONTRACT_PARAMETER = "qdtrack_serving_contract"
 #: ``config.pbtxt`` parameter prefix: ``qdtrack_serving_contract_v<N>`` = version N's.
 VERSION_CONTRACT_PREFIX = f"{CONTRACT_PARAMETER}_v"
+#: The export record in each version folder (``qdtrack.export.contract.METADATA_FILENAME``).
+EXPORT_RECORD = "export.json"
 
 
 @dataclass(frozen=True)
@@ -153,4 +156,26 @@ def contracts_from_parameters(parameters: Mapping[str, str]) -> dict[int, Servin
         suffix = key.removeprefix(VERSION_CONTRACT_PREFIX)
         if key.startswith(VERSION_CONTRACT_PREFIX) and suffix.isdigit():
             contracts[int(suffix)] = ServingContract.from_json(text, f"parameter {key}")
+    return contracts
+
+
+def repository_contracts(model_dir: Path) -> dict[int, ServingContract]:
+    """The contract of each version folder of a Triton model directory.
+
+    Read from each folder's ``export.json`` (``serving_contract``); a folder without one
+    (not written by ``qdtrack export``) is skipped.
+
+    Raises:
+        ValueError: an ``export.json`` holds an invalid contract (the file is named).
+    """
+    contracts = {}
+    for folder in sorted(model_dir.iterdir()) if model_dir.is_dir() else ():
+        record = folder / EXPORT_RECORD
+        if not (folder.is_dir() and folder.name.isdigit() and record.is_file()):
+            continue
+        data = json.loads(record.read_text(encoding="utf-8"))
+        if "serving_contract" in data:
+            contracts[int(folder.name)] = ServingContract.from_mapping(
+                data["serving_contract"], f"{record}: serving_contract"
+            )
     return contracts

@@ -1,14 +1,17 @@
-"""``config.pbtxt`` of the exported model: rendered by code, validated by parsing.
+"""``config.pbtxt`` of the exported model: built as Triton's protobuf, validated by parsing.
 
-Never edit a generated ``config.pbtxt`` by hand; re-run ``qdtrack export`` (STYLE §2.14).
-Triton has no offline validator, so :func:`parse_config` reads the text into Triton's own
-``ModelConfig`` protobuf (shipped with ``tritonclient[grpc]``) and :func:`check_config`
-compares names, data types and dims with the exported ONNX graph (platform-notes §8.4).
+Never edit a generated ``config.pbtxt`` by hand; re-run ``qdtrack export``. The config is
+built as Triton's own ``ModelConfig`` message (shipped with ``tritonclient[grpc]``) and
+written with protobuf's text format, so it cannot be malformed; Triton has no offline
+validator, so :func:`check_config` compares names, data types and dims with the exported
+ONNX graph.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
@@ -21,6 +24,13 @@ from qdtrack.export.contract import (
     TensorSpec,
     output_specs,
 )
+from qdtrack.export.serving_contract import (
+    CONTRACT_PARAMETER,
+    ServingContract,
+    contract_parameters,
+    repository_contracts,
+)
+from qdtrack.io_utils import atomic_write
 
 #: ``qdtrack export --format`` -> Triton platform.
 PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
@@ -29,40 +39,51 @@ INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 TRT_WORKSPACE_BYTES = 1 << 30
 
 
-def _tensor_block(specs: Sequence[TensorSpec]) -> str:
-    entries = []
+def _tensors(message: Any, specs: Sequence[TensorSpec]) -> None:
     for spec in specs:
-        dims = ", ".join(str(d) for d in spec.dims)
-        entries.append(
-            f'  {{\n    name: "{spec.name}"\n    data_type: TYPE_{spec.triton_dtype}\n'
-            f"    dims: [ {dims} ]\n  }}"
-        )
-    return "[\n" + ",\n".join(entries) + "\n]"
+        tensor = message.add()
+        tensor.name = spec.name
+        tensor.data_type = model_config_pb2.DataType.Value(f"TYPE_{spec.triton_dtype}")
+        tensor.dims.extend(spec.dims)
 
 
-def _parameters(values: Mapping[str, str]) -> str:
-    return "".join(f'    parameters {{ key: "{k}" value: "{v}" }}\n' for k, v in values.items())
-
-
-def _trt_accelerator(cache_dir: str) -> str:
-    parameters = {
-        "precision_mode": "FP16",
-        "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES),
-        "trt_engine_cache_enable": "1",
-        "trt_engine_cache_path": cache_dir,
-    }
-    return (
-        "# ORT-TRT: TensorRT (FP16) runs the convolution trunks; NMS, NonZero and RoiAlign fall\n"
-        "# back to the CUDA EP. Engines are built on first use and cached in\n"
-        "# trt_engine_cache_path: put it on a persistent volume.\n"
-        "optimization {\n  execution_accelerators {\n    gpu_execution_accelerator: [\n"
-        '      {\n        name: "tensorrt"\n'
-        + _parameters(parameters).replace("    parameters", "        parameters")
-        + "      }\n    ]\n  }\n}\n"
+def _trt_accelerator(config: model_config_pb2.ModelConfig, cache_dir: str) -> None:
+    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
+    accelerator.name = "tensorrt"
+    accelerator.parameters.update(
+        {
+            "precision_mode": "FP16",
+            "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES),
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": cache_dir,
+        }
     )
 
 
-def render_config(
+def set_parameters(config: model_config_pb2.ModelConfig, parameters: Mapping[str, str]) -> None:
+    """Set string ``parameters`` of a model config (existing keys are replaced)."""
+    for key, value in parameters.items():
+        config.parameters[key].string_value = value
+
+
+def config_text(config: model_config_pb2.ModelConfig, header: str = "") -> str:
+    """``config.pbtxt`` text of a model config, ``header`` lines first as ``#`` comments."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    body = text_format.MessageToString(config)
+    return "\n".join(lines) + ("\n" if lines else "") + body
+
+
+def config_header(text: str) -> str:
+    """The leading comment lines of a ``config.pbtxt`` (without ``#``), as ``header``."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].removeprefix(" "))
+    return "\n".join(lines)
+
+
+def build_config(
     *,
     name: str,
     platform: str,
@@ -73,9 +94,15 @@ def render_config(
     model_version: str,
     warmup_hw: tuple[int, int] | None = None,
     trt_fp16_cache_dir: str | None = None,
-    header: str = "",
-) -> str:
-    """The ``config.pbtxt`` text of the exported network.
+    parameters: Mapping[str, str] | None = None,
+) -> model_config_pb2.ModelConfig:
+    """Triton's ``ModelConfig`` of the exported network.
+
+    One frame per request, no batch axis (``max_batch_size`` 0, so every ``dims`` is the
+    full shape): frames differ in size and the detector's post-processing is traced for one
+    image. The input is the resized uint8 BGR frame (normalisation and padding happen in
+    the graph); outputs are padded to ``max_detections`` rows, ``num_detections`` says how
+    many are real.
 
     Args:
         name: Triton model name (the model folder's name).
@@ -84,15 +111,15 @@ def render_config(
         max_detections: rows of the padded outputs.
         instance_kind: ``"KIND_CPU"`` or ``"KIND_GPU"``.
         instance_count: model instances (per GPU for ``KIND_GPU``).
-        model_version: the export's version string, stored as a model parameter.
-        warmup_hw: (h, w) of a zero frame run by every instance before the model is READY;
-            ``None`` for no warm-up.
+        model_version: the export's version string, stored as a model parameter (tracker
+            state in the sidecar is tagged with it: embeddings of other weights differ).
+        warmup_hw: (h, w) of a zero frame run by every instance before the model is READY
+            (allocations; with TensorRT, the engine build); ``None`` for no warm-up.
         trt_fp16_cache_dir: add the ORT TensorRT accelerator (FP16) with its engine cache
-            there (ONNX models on ``KIND_GPU`` only).
-        header: comment lines put first (each prefixed with ``#``).
-
-    Returns:
-        The text; :func:`parse_config` reads it back.
+            there (ONNX models on ``KIND_GPU`` only). TensorRT runs the convolution trunks;
+            NMS, NonZero and RoiAlign fall back to the CUDA EP. Put the cache on a
+            persistent volume: engines are built on first use.
+        parameters: further string parameters (the serving contracts).
     """
     if platform not in PLATFORMS.values():
         raise ValueError(f"platform must be one of {sorted(PLATFORMS.values())}, got {platform!r}")
@@ -106,42 +133,32 @@ def render_config(
         platform != PLATFORMS["onnx"] or instance_kind != "KIND_GPU"
     ):
         raise ValueError("the TensorRT accelerator applies to an ONNX model on KIND_GPU")
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
-    text = "\n".join(lines) + ("\n" if lines else "")
-    text += f'name: "{name}"\nplatform: "{platform}"\n'
-    text += (
-        "# One frame per request, no batch axis: frames differ in size and the detector's\n"
-        "# post-processing (RPN top-k + NMS, final NMS, RoI pooling of a data-dependent number\n"
-        "# of boxes) is traced for one image, so Triton cannot batch requests. Scale with\n"
-        "# instance_group count instead. All dims below are full shapes.\n"
-        f"max_batch_size: {MAX_BATCH_SIZE}\n"
+    config = model_config_pb2.ModelConfig(
+        name=name, platform=platform, max_batch_size=MAX_BATCH_SIZE
     )
-    text += "# The resized uint8 BGR frame; normalisation and padding happen in the graph.\n"
-    text += f"input {_tensor_block(INPUTS)}\n"
-    text += "# Padded to a fixed number of rows; num_detections says how many are real.\n"
-    text += f"output {_tensor_block(output_specs(embedding_dim, max_detections))}\n"
-    text += (
-        f"instance_group [\n  {{\n    count: {instance_count}\n    kind: {instance_kind}\n  }}\n]\n"
-    )
-    text += (
-        "# Tracker state in the sidecar is tagged with this: embeddings of other weights differ.\n"
-        f'parameters {{\n  key: "{MODEL_VERSION_PARAMETER}"\n'
-        f'  value: {{ string_value: "{model_version}" }}\n}}\n'
-    )
+    _tensors(config.input, INPUTS)
+    _tensors(config.output, output_specs(embedding_dim, max_detections))
+    group = config.instance_group.add()
+    group.count = instance_count
+    group.kind = model_config_pb2.ModelInstanceGroup.Kind.Value(instance_kind)
+    set_parameters(config, {MODEL_VERSION_PARAMETER: model_version, **(parameters or {})})
     if trt_fp16_cache_dir is not None:
-        text += _trt_accelerator(trt_fp16_cache_dir)
+        _trt_accelerator(config, trt_fp16_cache_dir)
     if warmup_hw is not None:
-        height, width = warmup_hw
-        text += (
-            "# One zero frame of the typical size per instance before READY (allocations; with\n"
-            "# TensorRT, the engine build).\n"
-            'model_warmup [\n  {\n    name: "zero_frame"\n    batch_size: 1\n'
-            f'    inputs {{\n      key: "{INPUTS[0].name}"\n      value: {{\n'
-            f"        data_type: TYPE_{INPUTS[0].triton_dtype}\n"
-            f"        dims: [ {height}, {width}, 3 ]\n        zero_data: true\n"
-            "      }\n    }\n  }\n]\n"
-        )
-    return text
+        warmup = config.model_warmup.add(name="zero_frame", batch_size=1)
+        frame = warmup.inputs[INPUTS[0].name]
+        frame.data_type = model_config_pb2.DataType.Value(f"TYPE_{INPUTS[0].triton_dtype}")
+        frame.dims.extend([warmup_hw[0], warmup_hw[1], 3])
+        frame.zero_data = True
+    return config
+
+
+def render_config(*, header: str = "", **settings: Any) -> str:
+    """The ``config.pbtxt`` text of :func:`build_config` (``header`` lines as comments).
+
+    :func:`parse_config` reads it back.
+    """
+    return config_text(build_config(**settings), header)
 
 
 def parse_config(text: str) -> model_config_pb2.ModelConfig:
@@ -177,3 +194,29 @@ def check_config(config: model_config_pb2.ModelConfig, graph_io: Mapping[str, Te
     ]
     if problems:
         raise ValueError("config.pbtxt does not match the graph: " + "; ".join(problems))
+
+
+def write_contract_parameters(model_dir: Path) -> dict[int, ServingContract]:
+    """Rewrite ``<model_dir>/config.pbtxt`` with the contract of every version folder.
+
+    Triton has one configuration per model, so the contract of each version still in the
+    repository is kept under its own key (a replica that still serves an older version
+    must find it); stale keys of removed versions are dropped. The header comments are
+    kept; the file is replaced atomically.
+
+    Returns:
+        The contracts written, by version.
+    """
+    path = model_dir / "config.pbtxt"
+    text = path.read_text(encoding="utf-8")
+    config = parse_config(text)
+    for key in [k for k in config.parameters if k.startswith(CONTRACT_PARAMETER)]:
+        del config.parameters[key]
+    contracts = repository_contracts(model_dir)
+    set_parameters(config, contract_parameters(contracts))
+    if contracts:
+        newest = contracts[max(contracts)]
+        set_parameters(config, {MODEL_VERSION_PARAMETER: newest.model_version})
+    with atomic_write(path, "w") as handle:
+        handle.write(config_text(config, config_header(text)))
+    return contracts

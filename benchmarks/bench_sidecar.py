@@ -298,8 +298,8 @@ async def idle_streams_real(url: str, pid: int, frame: bytes, count: int) -> dic
 
 def idle_streams_synthetic(count: int, tracks: int = 30, dim: int = 256) -> dict:
     """Stream manager in-process: ``count`` streams holding ``tracks`` x ``dim`` each."""
+    from qdtrack.export.serving_contract import ServingContract
     from qdtrack.structures import Detections
-    from serving.sidecar.frames import Frame
     from serving.sidecar.metrics import SidecarMetrics
     from serving.sidecar.settings import Settings
     from serving.sidecar.state import SaveOutcome, StreamRecord
@@ -311,12 +311,21 @@ def idle_streams_synthetic(count: int, tracks: int = 30, dim: int = 256) -> dict
     boxes = np.stack([x, np.zeros_like(x), x + 40, np.full_like(x, 100)], axis=1)
     embeds = rng.normal(size=(tracks, dim)).astype(np.float32)
 
+    contract = ServingContract(
+        model_version="1",
+        img_scale=(64, 64),
+        class_names=("pedestrian",),
+        tracker={"type": "qdtrack"},
+        embedding_dim=dim,
+        max_detections=100,
+    )
+
     class Detector:
-        async def detect(self, frame: Frame) -> Inference:
+        async def detect(self, image: np.ndarray) -> Inference:
             dets = Detections(
                 boxes, np.full(tracks, 0.95, np.float32), np.zeros(tracks, np.int64), embeds
             )
-            return Inference(dets, "1", 0.0)
+            return Inference(dets, "1", 0.0, contract)
 
         async def model_ready(self) -> bool:
             return True
@@ -331,7 +340,7 @@ def idle_streams_synthetic(count: int, tracks: int = 30, dim: int = 256) -> dict
         async def save(self, *args: Any) -> SaveOutcome:
             return SaveOutcome.SAVED
 
-    frame = Frame(np.zeros((4, 4, 3), np.uint8), np.ones(4, np.float32), (4, 4))
+    frame = np.zeros((4, 4, 3), np.uint8)  # decoded pixels; the fake detector ignores them
 
     async def run() -> float:
         manager = StreamManager(

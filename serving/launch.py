@@ -335,19 +335,15 @@ def local_stack(
 
 
 def sidecar_env_for(repository: Path, model_name: str = "qdtrack") -> dict[str, str]:
-    """``SIDECAR_*`` settings matching the served export: its resize rule and tracker config."""
-    from qdtrack.export.runtime import latest_version_dir, read_metadata
+    """``SIDECAR_*`` settings for a served repository: only its quality record.
 
-    info = read_metadata(latest_version_dir(repository / model_name))
-    env = {
-        "SIDECAR_IMG_SCALE": json.dumps(list(info["img_scale"])),
-        "SIDECAR_TRACKER": str(info.get("tracker", "qdtrack")),
-        "SIDECAR_TRACKER_SETTINGS": json.dumps(info.get("tracker_config", {})),
-    }
+    How to use the model (resize rule, tracker and its settings) is not among them: the
+    sidecar reads it from the model config Triton serves, per version.
+    """
     champion = repository / model_name / "champion.json"  # written by `qdtrack deploy`
     if champion.is_file():
-        env["SIDECAR_MODEL_QUALITY_FILE"] = str(champion.resolve())
-    return env
+        return {"SIDECAR_MODEL_QUALITY_FILE": str(champion.resolve())}
+    return {}
 
 
 def repository_for_weights(weights: str, repository: Path, model_name: str = "qdtrack") -> Path:

@@ -177,13 +177,13 @@ def _check_target(
         if sibling == version_dir or not (sibling.is_dir() and sibling.name.isdigit()):
             continue
         old = _read_record(sibling)
-        if (old.get("platform"), old.get("embedding_dim")) != (
-            metadata["platform"],
-            metadata["embedding_dim"],
-        ):
+        shared = ("platform", "embedding_dim", "max_detections")  # what config.pbtxt fixes
+        if any(old.get(key) != metadata[key] for key in shared):
+            theirs = ", ".join(f"{key} {old.get(key)}" for key in shared)
+            ours = ", ".join(f"{key} {metadata[key]}" for key in shared)
             raise ExportError(
-                f"{sibling} ({old.get('platform')}, embedding width {old.get('embedding_dim')}) "
-                "cannot share config.pbtxt with this export; use --force or another --model-name"
+                f"{sibling} ({theirs}) cannot share config.pbtxt with this export ({ours}); "
+                "use --force or another --model-name"
             )
 
 

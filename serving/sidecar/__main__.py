@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -26,36 +27,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--triton-url", default=None, help="Triton gRPC host:port")
     p.add_argument("--redis-url", default=None, help="redis://host:port/db")
-    p.add_argument("--img-scale", default=None, help="the model's resize rule, e.g. 384,384")
-    p.add_argument("--tracker-settings", default=None, help="JSON tracker settings")
     p.add_argument(
-        "--model-info", default=None, help="the export's export.json: img_scale and tracker config"
+        "--contract-overrides",
+        default=None,
+        metavar="JSON",
+        help="experiments only: replace fields of the served models' contracts, e.g. "
+        '\'{"tracker": {"init_score_thr": 0.8}}\' (logged as a warning)',
     )
     p.add_argument("--print-openapi", action="store_true", help="print the OpenAPI JSON and exit")
     p.add_argument("--log-level", default="info")
     return p
 
 
+#: Settings that moved into the model itself (its serving contract, per version).
+RETIRED_VARIABLES = ("SIDECAR_IMG_SCALE", "SIDECAR_TRACKER", "SIDECAR_TRACKER_SETTINGS")
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """``Settings()`` from the environment, overridden by the flags that were given."""
+    """``Settings()`` from the environment, overridden by the flags that were given.
+
+    Raises:
+        SystemExit: a retired variable is set (it would be ignored silently otherwise).
+    """
+    retired = [name for name in RETIRED_VARIABLES if name in os.environ]
+    if retired:
+        raise SystemExit(
+            f"{', '.join(retired)}: no longer read. The resize rule and the tracker come from "
+            "the served model's config (written by qdtrack export); to experiment with "
+            "others set SIDECAR_CONTRACT_OVERRIDES, e.g. "
+            '\'{"img_scale": [640, 640], "tracker": {"init_score_thr": 0.8}}\''
+        )
     overrides: dict[str, Any] = {}
-    if args.model_info:
-        with open(args.model_info, encoding="utf-8") as f:
-            info = json.load(f)
-        if "img_scale" in info:
-            overrides["img_scale"] = tuple(info["img_scale"])
-        if "tracker" in info:
-            overrides["tracker"] = info["tracker"]
-        if "tracker_config" in info:
-            overrides["tracker_settings"] = info["tracker_config"]
     if args.triton_url:
         overrides["triton_url"] = args.triton_url
     if args.redis_url:
         overrides["redis_url"] = args.redis_url
-    if args.img_scale:
-        overrides["img_scale"] = tuple(int(v) for v in args.img_scale.split(","))
-    if args.tracker_settings:
-        overrides["tracker_settings"] = json.loads(args.tracker_settings)
+    if args.contract_overrides:
+        overrides["contract_overrides"] = json.loads(args.contract_overrides)
     return Settings(**overrides)
 
 

@@ -88,6 +88,12 @@ def create_app(
     """
     settings = settings if settings is not None else Settings()
     metrics = SidecarMetrics()
+    if settings.contract_overrides:
+        log.warning(
+            "OVERRIDE: SIDECAR_CONTRACT_OVERRIDES=%s replaces the served models' own serving "
+            "contracts (experiments only)",
+            json.dumps(settings.contract_overrides, sort_keys=True),
+        )
     if settings.model_quality_file:
         with open(settings.model_quality_file, encoding="utf-8") as handle:
             metrics.load_model_quality(json.load(handle))
@@ -102,6 +108,8 @@ def create_app(
             timeout_s=settings.triton_timeout_s,
             retries=settings.triton_retries,
             metrics=metrics,
+            contract_overrides=settings.contract_overrides,
+            resize_thread_min_pixels=settings.decode_thread_min_pixels,
         )
         the_store: StateStore
         if store is not None:

@@ -73,6 +73,12 @@ class TritonBadResponse(SidecarError):
     status, reason = 502, "triton_bad_response"
 
 
+class ContractMissing(SidecarError):
+    """The served model version carries no usable serving contract in its config."""
+
+    status, reason = 502, "model_contract_missing"
+
+
 class Overloaded(SidecarError):
     """Too many frames in flight in this process, or no room for another stream."""
 
@@ -108,6 +114,7 @@ REJECT_REASONS = (
     "unsupported_media_type",
     "stream_busy",
     "triton_bad_response",
+    "model_contract_missing",
     "overloaded",
     "triton_unavailable",
     "redis_unavailable",

@@ -157,10 +157,3 @@ def _raw_pixels(body: bytes, raw: RawShape, max_pixels: int) -> npt.NDArray[np.u
         )
     image = np.frombuffer(body, np.uint8).reshape(raw.height, raw.width, 3)
     return image[:, :, ::-1] if raw.pixel_format == "rgb24" else image
-
-
-def prepare_frame(
-    body: bytes, kind: str, raw: RawShape, max_pixels: int, img_scale: tuple[int, int]
-) -> Frame:
-    """Decode and resize: the whole CPU part of a frame before Triton (run in a thread)."""
-    return resize_for_model(decode_frame(body, kind, raw, max_pixels), img_scale)

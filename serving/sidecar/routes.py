@@ -16,8 +16,8 @@ from serving.sidecar.frames import (
     MEDIA_TYPES,
     RawShape,
     declared_pixels,
+    decode_frame,
     media_type,
-    prepare_frame,
 )
 from serving.sidecar.schemas import ErrorOut, FrameResult, Health, Readiness, StreamInfo
 from serving.sidecar.settings import Settings
@@ -91,6 +91,7 @@ def _info(session: StreamSession) -> StreamInfo:
         model_version=session.model_version,
         active_tracks=session.num_tracks,
         next_track_id=session.id_offset + session.tracker.next_id,
+        tracker=session.tracker_name if session.model_version is not None else None,
     )
 
 
@@ -185,9 +186,7 @@ async def push_frame(
     if not body:
         raise EmptyBody("the request body is empty; send one encoded image or raw pixels")
     raw = RawShape(x_frame_width, x_frame_height, x_pixel_format)
-    prepare = functools.partial(
-        prepare_frame, body, kind, raw, settings.max_image_pixels, settings.img_scale
-    )
+    prepare = functools.partial(decode_frame, body, kind, raw, settings.max_image_pixels)
     in_thread = declared_pixels(body, kind, raw) >= settings.decode_thread_min_pixels
     outcome = await manager.push(stream_id, frame_index, prepare, in_thread=in_thread)
     headers = {}

@@ -26,7 +26,10 @@ class FrameResult(BaseModel):
 
     stream_id: str
     frame_index: int
-    model_version: str = Field(description="Triton version of the model that saw the frame")
+    model_version: str = Field(
+        description="identity of the weights that saw the frame (their serving contract's "
+        "model_version)"
+    )
     replayed: bool = Field(
         description="true when this index was already processed: the stored result, state untouched"
     )
@@ -45,6 +48,11 @@ class StreamInfo(BaseModel):
     model_version: str | None
     active_tracks: int = Field(ge=0, description="tracklets the tracker remembers")
     next_track_id: int = Field(ge=0, description="the id the next new track will get")
+    tracker: str | None = Field(
+        default=None,
+        description="the tracker of the served model's contract (e.g. qdtrack, tao); "
+        "null before the first frame",
+    )
 
 
 class ErrorOut(BaseModel):

@@ -9,13 +9,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qdtrack.export.contract import MODEL_NAME
 
+#: Serving-contract fields an experiment may replace (the rest describe the network).
+OVERRIDABLE = frozenset({"img_scale", "tracker", "class_names"})
+
 
 class Settings(BaseSettings):
     """Everything the sidecar can be told; defaults suit one pod beside one Triton.
 
     Each field is also an environment variable, e.g. ``SIDECAR_TRITON_URL``,
-    ``SIDECAR_REDIS_URL``, ``SIDECAR_IMG_SCALE='[384, 384]'``,
-    ``SIDECAR_TRACKER_SETTINGS='{"init_score_thr": 0.8}'``.
+    ``SIDECAR_REDIS_URL``. How to use the model (resize rule, tracker and its settings)
+    is not a setting: it is read from the served model's config, per version.
     """
 
     model_config = SettingsConfigDict(env_prefix="SIDECAR_", frozen=True)
@@ -23,14 +26,14 @@ class Settings(BaseSettings):
     # Triton
     triton_url: str = "127.0.0.1:8001"  # gRPC host:port
     model_name: str = MODEL_NAME
-    img_scale: tuple[int, int] = (1088, 1088)  # the exported model's resize rule
     triton_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     triton_retries: Annotated[int, Field(ge=0, le=10)] = 2  # extra attempts on UNAVAILABLE only
     readiness_cache_s: Annotated[float, Field(ge=0)] = 1.0
 
-    # tracker
-    tracker: str = "qdtrack"
-    tracker_settings: dict[str, Any] = Field(default_factory=dict)
+    # Experiments only: fields of the served models' serving contracts to replace, e.g.
+    # SIDECAR_CONTRACT_OVERRIDES='{"tracker": {"init_score_thr": 0.8}}' or
+    # '{"img_scale": [640, 640]}'. Logged as a warning for every model version it changes.
+    contract_overrides: dict[str, Any] = Field(default_factory=dict)
     # deploy record of the served model (champion.json) or a metrics JSON: its HOTA, MOTA,
     # IDF1... become the qdtrack_model_quality gauge
     model_quality_file: str | None = None
@@ -60,11 +63,14 @@ class Settings(BaseSettings):
     decode_thread_min_pixels: Annotated[int, Field(ge=0)] = 1280 * 720
     auth_token: SecretStr | None = None  # set: /v1 needs "Authorization: Bearer <token>"
 
-    @field_validator("img_scale")
+    @field_validator("contract_overrides")
     @classmethod
-    def _positive_scale(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) <= 0:
-            raise ValueError(f"img_scale must be positive, got {value}")
+    def _known_contract_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - OVERRIDABLE)
+        if unknown:
+            raise ValueError(
+                f"unknown contract field(s) {unknown}; overridable: {sorted(OVERRIDABLE)}"
+            )
         return value
 
     @field_validator("auth_token")

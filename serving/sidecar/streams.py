@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qdtrack.structures import Tracks
-from qdtrack.trackers import TRACKERS, Tracker, build_tracker, tracker_settings
+from qdtrack.trackers import TRACKERS, QuasiDenseTrackerSettings, Tracker, build_tracker
 from serving.sidecar.errors import (
     FrameOutOfOrder,
     Overloaded,
@@ -33,7 +33,6 @@ from serving.sidecar.errors import (
     TritonBadResponse,
     UnknownStream,
 )
-from serving.sidecar.frames import Frame
 from serving.sidecar.metrics import SidecarMetrics
 from serving.sidecar.settings import Settings
 from serving.sidecar.state import SaveOutcome, StateStore, StreamRecord
@@ -157,10 +156,6 @@ class StreamManager:
         self.metrics = metrics
         self._sessions: dict[str, StreamSession] = {}
         self._inflight = 0
-        # fail at start-up, not at the first frame, on a bad tracker name or setting
-        self._tracker_settings = tracker_settings(
-            {"type": settings.tracker, **settings.tracker_settings}, "SIDECAR_TRACKER_SETTINGS"
-        )
 
     @property
     def num_streams(self) -> int:
@@ -168,9 +163,12 @@ class StreamManager:
         return len(self._sessions)
 
     # ------------------------------------------------------------ sessions
-    def _new_session(self, stream_id: str) -> StreamSession:
-        tracker = build_tracker(self._tracker_settings)
-        return StreamSession(stream_id, self.settings.tracker, tracker)
+    @staticmethod
+    def _new_session(stream_id: str) -> StreamSession:
+        # Which tracker a stream needs is known only when a model version answers its
+        # first frame (the version's serving contract); until then it holds a default one.
+        settings = QuasiDenseTrackerSettings()
+        return StreamSession(stream_id, settings.tracker_type, build_tracker(settings))
 
     def _count_tracks(self, session: StreamSession) -> None:
         """Move the active-tracks gauge by the session's change since the last count."""
@@ -291,7 +289,7 @@ class StreamManager:
         self,
         stream_id: str,
         index: int,
-        prepare: Callable[[], Frame],
+        prepare: Callable[[], np.ndarray],
         *,
         in_thread: bool = True,
     ) -> FrameOutcome:
@@ -300,7 +298,7 @@ class StreamManager:
         Args:
             stream_id: an open stream.
             index: the frame index; larger than the last committed one.
-            prepare: decodes and resizes the body.
+            prepare: decodes the body (the detector resizes it for the served model).
             in_thread: run ``prepare`` in a worker thread (large frames) instead of inline.
 
         Raises:
@@ -318,7 +316,7 @@ class StreamManager:
             self._inflight -= 1
 
     async def _push(
-        self, session: StreamSession, index: int, prepare: Callable[[], Frame], in_thread: bool
+        self, session: StreamSession, index: int, prepare: Callable[[], np.ndarray], in_thread: bool
     ) -> FrameOutcome:
         async with session.cond:
             stored = await self._admit(session, index)
@@ -329,9 +327,9 @@ class StreamManager:
         try:
             timings: dict[str, float] = {}
             start = time.perf_counter()
-            frame = await asyncio.to_thread(prepare) if in_thread else prepare()
+            image = await asyncio.to_thread(prepare) if in_thread else prepare()
             timings["decode"] = time.perf_counter() - start
-            inference = await self.detector.detect(frame)
+            inference = await self.detector.detect(image)
             timings["inference"] = inference.seconds
             self.metrics.observe_model_version(inference.model_version)
             async with session.cond:
@@ -394,9 +392,14 @@ class StreamManager:
             start = time.perf_counter()
             expected = session.last_index
             reset = session.model_version not in (None, inference.model_version)
-            if reset:  # embeddings of another model are not comparable (platform notes 9.1)
+            if session.model_version != inference.model_version:
+                # A new model version (or the stream's first frame): its contract says
+                # which tracker to run. Embeddings of other weights are not comparable, so
+                # a stream that changes version starts afresh, ids above the old ones.
                 session.id_offset += session.tracker.next_id
-                session.tracker.reset()
+                settings = inference.contract.tracker_settings()
+                session.tracker = build_tracker(settings)
+                session.tracker_name = settings.tracker_type
             ids_before = session.tracker.next_id
             try:
                 tracks = session.tracker.update(inference.detections, index)

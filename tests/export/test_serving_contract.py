@@ -10,7 +10,7 @@ import pytest
 
 from qdtrack.deploy import publish_version
 from qdtrack.export.contract import MODEL_VERSION_PARAMETER
-from qdtrack.export.repository import ExportResult, export_repository
+from qdtrack.export.repository import ExportError, ExportResult, export_repository
 from qdtrack.export.serving_contract import (
     CONTRACT_PARAMETER,
     ServingContract,
@@ -94,3 +94,11 @@ def test_deploy_rekeys_the_contract_to_the_published_version(
     contracts = contracts_from_parameters(params)
     assert sorted(contracts) == [1, 2]  # the export's own "v1" became the published number
     assert contracts[2].model_version == exported.metadata["model_version"]
+
+
+def test_versions_that_cannot_share_one_config_are_refused(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    export_repository(tiny_checkpoint, tmp_path, version=1)
+    with pytest.raises(ExportError, match=r"max_detections 100.*max_detections 300"):
+        export_repository(tiny_checkpoint, tmp_path, version=2, overrides=["model.max_per_img=300"])

@@ -115,7 +115,8 @@ def test_sidecar_settings_exist_in_the_sidecar(
     rendered: dict, overlay: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every SIDECAR_* variable the manifests set is a field of serving.sidecar.settings,
-    and the sidecar accepts the values from its environment as the pod gives them."""
+    and the sidecar accepts the values from its environment as the pod gives them. No
+    overlay sets how to use the model (resize, tracker): the served model's contract does."""
     from serving.sidecar.settings import Settings
 
     fields = {f"SIDECAR_{name.upper()}" for name in Settings.model_fields}
@@ -127,7 +128,10 @@ def test_sidecar_settings_exist_in_the_sidecar(
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.triton_url == "127.0.0.1:8001"
-    assert settings.img_scale == {"dev": (384, 384), "gpu": (1088, 1088)}[overlay]
+    assert settings.contract_overrides == {}
+    from serving.sidecar.__main__ import RETIRED_VARIABLES
+
+    assert not names & set(RETIRED_VARIABLES)
 
 
 def test_dev_redis_secret_points_at_the_statefulset(rendered: dict) -> None:

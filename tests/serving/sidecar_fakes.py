@@ -7,14 +7,16 @@ answer depends on the frame, not on the order calls arrive in — as a real mode
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import cv2
 import numpy as np
 
+from qdtrack.export.serving_contract import ServingContract
 from qdtrack.structures import Detections
 from serving.sidecar.errors import SidecarError, StoreUnavailable
-from serving.sidecar.frames import Frame
+from serving.sidecar.frames import resize_for_model
 from serving.sidecar.settings import Settings
 from serving.sidecar.state import MemoryStore, SaveOutcome, StreamRecord
 from serving.sidecar.triton_client import Inference
@@ -48,22 +50,33 @@ class FakeDetector:
 
     ``NUM_OBJECTS`` objects drift right by one pixel per frame index; each has a one-hot
     embedding so the tracker keeps their ids. Set ``error`` to make calls fail, ``delay_s``
-    to make them slow, ``version`` to change the reported model version.
+    to make them slow, ``version`` to change the reported model version, ``contract`` to
+    serve another resize rule or tracker (its ``model_version`` is ``version``).
     """
 
     def __init__(self, *, version: str = "1", delay_s: float = 0.0) -> None:
         self.version = version
+        self.contract = ServingContract(
+            model_version=version,
+            img_scale=(64, 64),
+            class_names=("pedestrian",),
+            tracker={"type": "qdtrack"},
+            embedding_dim=EMBED_DIM,
+            max_detections=100,
+        )
         self.delay_s = delay_s
         self.error: SidecarError | None = None
         self.ready = True
         self.calls = 0
 
-    async def detect(self, frame: Frame) -> Inference:
+    async def detect(self, image: np.ndarray) -> Inference:
         self.calls += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
+        contract = dataclasses.replace(self.contract, model_version=self.version)
+        frame = resize_for_model(image, contract.img_scale)
         shift = float(frame.image[0, 0, 0])  # the frame index, read from the pixels
         x = np.arange(NUM_OBJECTS, dtype=np.float32) * 18.0 + shift * 0.1
         boxes = np.stack([x, np.full_like(x, 4.0), x + 12.0, np.full_like(x, 40.0)], axis=1)
@@ -73,7 +86,7 @@ class FakeDetector:
             np.zeros(NUM_OBJECTS, np.int64),
             np.eye(NUM_OBJECTS, EMBED_DIM, dtype=np.float32),
         )
-        return Inference(dets, self.version, 0.001)
+        return Inference(dets, self.version, 0.001, contract)
 
     async def model_ready(self) -> bool:
         return self.ready
@@ -116,7 +129,7 @@ class FlakyStore(MemoryStore):
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Unit-test settings: a small resize rule and the default tracker."""
-    values: dict[str, Any] = {"img_scale": (64, 64), "max_body_bytes": 64 * 1024}
+    """Unit-test settings: a small body limit."""
+    values: dict[str, Any] = {"max_body_bytes": 64 * 1024}
     values.update(overrides)
     return Settings(**values)

@@ -13,7 +13,14 @@ import pytest
 from serving.client import SidecarClient, SidecarError, encode_frame, tracks_from_result
 from serving.launch import prometheus_config
 from serving.sidecar.errors import BadFrame, PayloadTooLarge
-from serving.sidecar.frames import RAW, RawShape, decode_frame, jpeg_size, png_size, prepare_frame
+from serving.sidecar.frames import (
+    RAW,
+    RawShape,
+    decode_frame,
+    jpeg_size,
+    png_size,
+    resize_for_model,
+)
 
 
 @pytest.mark.parametrize("progressive", [False, True])
@@ -42,12 +49,13 @@ def test_raw_pixels_in_both_channel_orders() -> None:
     np.testing.assert_array_equal(from_rgb, bgr)
 
 
-def test_prepare_frame_uses_the_model_resize_rule() -> None:
+def test_decoded_frames_get_the_model_resize_rule() -> None:
     from qdtrack.resize import resize_frame
 
     image = np.random.default_rng(1).integers(0, 255, (360, 640, 3), np.uint8)
     body, _ = encode_frame(image, "png")
-    frame = prepare_frame(body, "image/png", RawShape(None, None), 10**7, (160, 160))
+    decoded = decode_frame(body, "image/png", RawShape(None, None), 10**7)
+    frame = resize_for_model(decoded, (160, 160))
     expected, factor = resize_frame(image, (160, 160))
     np.testing.assert_array_equal(frame.image, expected)
     np.testing.assert_array_equal(frame.scale_factor, factor)

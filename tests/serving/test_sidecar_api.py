@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -216,6 +217,19 @@ def test_model_version_change_resets_the_stream(client: TestClient, detector) ->
     assert ids(push(client, "s", 2)) == [3, 4, 5]
     assert metric(client, "qdtrack_sidecar_state_resets_total", reason="model_version") == 1
     assert metric(client, "qdtrack_sidecar_new_tracks_total") == 6
+
+
+def test_the_served_contract_chooses_the_tracker(client: TestClient, detector) -> None:
+    detector.contract = dataclasses.replace(detector.contract, tracker={"type": "tao"})
+    client.put("/v1/streams/s")
+    assert client.get("/v1/streams/s").json()["tracker"] is None  # no frame yet
+    push(client, "s", 0)
+    assert client.get("/v1/streams/s").json()["tracker"] == "tao"
+    detector.version = "2"  # a version exported with the IoU tracker
+    detector.contract = dataclasses.replace(detector.contract, tracker={"type": "iou"})
+    changed = push(client, "s", 1)
+    assert changed.json()["stream_reset"] is True
+    assert client.get("/v1/streams/s").json()["tracker"] == "iou"
 
 
 def test_restart_continues_with_the_same_ids(detector) -> None:

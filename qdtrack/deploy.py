@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from qdtrack.config import stage_config
+from qdtrack.export.serving_contract import DEPLOY_RECORD
 from qdtrack.export.triton_config import write_contract_parameters
 from qdtrack.gate import CHAMPION_FILE, GateDecision, metrics_from_document
 from qdtrack.io_utils import atomic_write, read_json, write_json
@@ -114,10 +115,6 @@ def publish_version(
     )
     if previous_config.is_file() and previous_champion is not None:
         previous_champion["config_pbtxt"] = previous_config.read_text(encoding="utf-8")
-    with atomic_write(model_dir / CONFIG_FILE) as handle:
-        handle.write(config.read_text(encoding="utf-8"))
-    # the served contracts: the new version's and those of the versions still present
-    write_contract_parameters(model_dir)
     export_info_path = target / "export.json"
     export_info = read_json(export_info_path) if export_info_path.is_file() else None
     record: dict[str, Any] = {
@@ -126,6 +123,11 @@ def publish_version(
         "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "export": export_info,
     }
+    write_json(target / DEPLOY_RECORD, {k: record[k] for k in ("version", "metrics", "published_at")})
+    with atomic_write(model_dir / CONFIG_FILE) as handle:
+        handle.write(config.read_text(encoding="utf-8"))
+    # the served contracts and metrics: the new version's and those of the versions still present
+    write_contract_parameters(model_dir)
     write_json(model_dir / CHAMPION_FILE, record)
     return PublishedVersion(version=version, path=target, previous_champion=previous_champion)
 

@@ -33,6 +33,11 @@ CONTRACT_PARAMETER = "qdtrack_serving_contract"
 VERSION_CONTRACT_PREFIX = f"{CONTRACT_PARAMETER}_v"
 #: The export record in each version folder (``qdtrack.export.contract.METADATA_FILENAME``).
 EXPORT_RECORD = "export.json"
+#: The deploy record ``qdtrack deploy`` leaves in each version folder it publishes: the
+#: evaluation metrics the gate passed the version with.
+DEPLOY_RECORD = "deploy.json"
+#: ``config.pbtxt`` parameter prefix: ``qdtrack_model_quality_v<N>`` = version N's metrics.
+QUALITY_PREFIX = "qdtrack_model_quality_v"
 
 
 @dataclass(frozen=True)
@@ -179,3 +184,42 @@ def repository_contracts(model_dir: Path) -> dict[int, ServingContract]:
                 data["serving_contract"], f"{record}: serving_contract"
             )
     return contracts
+
+
+def repository_quality(model_dir: Path) -> dict[int, dict[str, float]]:
+    """The deployed metrics of each version folder (from its ``deploy.json``), if any."""
+    quality = {}
+    for folder in sorted(model_dir.iterdir()) if model_dir.is_dir() else ():
+        record = folder / DEPLOY_RECORD
+        if folder.is_dir() and folder.name.isdigit() and record.is_file():
+            metrics = json.loads(record.read_text(encoding="utf-8")).get("metrics", {})
+            quality[int(folder.name)] = {
+                str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)
+            }
+    return quality
+
+
+def quality_parameters(quality: Mapping[int, Mapping[str, float]]) -> dict[str, str]:
+    """``config.pbtxt`` parameters for the deployed metrics of these versions."""
+    return {
+        f"{QUALITY_PREFIX}{v}": json.dumps(dict(m), sort_keys=True)
+        for v, m in sorted(quality.items())
+    }
+
+
+def quality_from_parameters(parameters: Mapping[str, str]) -> dict[int, dict[str, float]]:
+    """The per-version metrics among a model config's parameters (bad entries skipped)."""
+    quality = {}
+    for key, text in parameters.items():
+        suffix = key.removeprefix(QUALITY_PREFIX)
+        if not (key.startswith(QUALITY_PREFIX) and suffix.isdigit()):
+            continue
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(values, dict):
+            quality[int(suffix)] = {
+                str(k): float(v) for k, v in values.items() if isinstance(v, int | float)
+            }
+    return quality

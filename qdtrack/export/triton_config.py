@@ -26,9 +26,12 @@ from qdtrack.export.contract import (
 )
 from qdtrack.export.serving_contract import (
     CONTRACT_PARAMETER,
+    QUALITY_PREFIX,
     ServingContract,
     contract_parameters,
+    quality_parameters,
     repository_contracts,
+    repository_quality,
 )
 from qdtrack.io_utils import atomic_write
 
@@ -201,8 +204,10 @@ def write_contract_parameters(model_dir: Path) -> dict[int, ServingContract]:
 
     Triton has one configuration per model, so the contract of each version still in the
     repository is kept under its own key (a replica that still serves an older version
-    must find it); stale keys of removed versions are dropped. The header comments are
-    kept; the file is replaced atomically.
+    must find it), and so are the metrics a deployed version passed the gate with (its
+    ``deploy.json``; the sidecar's quality gauge follows the served version); stale keys
+    of removed versions are dropped. The header comments are kept; the file is replaced
+    atomically.
 
     Returns:
         The contracts written, by version.
@@ -210,10 +215,12 @@ def write_contract_parameters(model_dir: Path) -> dict[int, ServingContract]:
     path = model_dir / "config.pbtxt"
     text = path.read_text(encoding="utf-8")
     config = parse_config(text)
-    for key in [k for k in config.parameters if k.startswith(CONTRACT_PARAMETER)]:
+    ours = (CONTRACT_PARAMETER, QUALITY_PREFIX)
+    for key in [k for k in config.parameters if k.startswith(ours)]:
         del config.parameters[key]
     contracts = repository_contracts(model_dir)
     set_parameters(config, contract_parameters(contracts))
+    set_parameters(config, quality_parameters(repository_quality(model_dir)))
     if contracts:
         newest = contracts[max(contracts)]
         set_parameters(config, {MODEL_VERSION_PARAMETER: newest.model_version})

@@ -7,6 +7,7 @@ its port 8002.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -110,12 +111,19 @@ class SidecarMetrics:
         for reason in RESET_REASONS:
             self.state_resets.labels(reason=reason)
 
-    def observe_model_version(self, version: str) -> None:
-        """Point ``qdtrack_model_version_info`` at ``version`` (cheap when unchanged)."""
+    def observe_model_version(self, version: str, quality: Mapping[str, float]) -> None:
+        """Point ``qdtrack_model_version_info`` at ``version`` (cheap when unchanged).
+
+        ``quality``: the metrics that version was deployed with; when given, the quality
+        gauge follows the served version (a rollout or a stale replica shows its own).
+        """
         if version != self._model_version:
             self.model_version_info.clear()
             self.model_version_info.labels(version=version).set(1)
             self._model_version = version
+            if quality:
+                self.model_quality.clear()
+                self.load_model_quality({"metrics": dict(quality)})
 
     def load_model_quality(self, record: dict[str, Any]) -> None:
         """Publish HOTA, MOTA, IDF1… of a deploy record (``champion.json``) or metrics JSON."""

@@ -331,7 +331,7 @@ class StreamManager:
             timings["decode"] = time.perf_counter() - start
             inference = await self.detector.detect(image)
             timings["inference"] = inference.seconds
-            self.metrics.observe_model_version(inference.model_version)
+            self.metrics.observe_model_version(inference.model_version, inference.quality)
             async with session.cond:
                 await session.cond.wait_for(
                     lambda: session.gone is not None or min(session.pending) == index

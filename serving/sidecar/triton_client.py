@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -32,7 +32,11 @@ from tritonclient.utils import InferenceServerException
 
 from qdtrack.export import contract
 from qdtrack.export.runtime import unpack_detections
-from qdtrack.export.serving_contract import ServingContract, contracts_from_parameters
+from qdtrack.export.serving_contract import (
+    ServingContract,
+    contracts_from_parameters,
+    quality_from_parameters,
+)
 from qdtrack.structures import Detections
 from serving.sidecar.errors import (
     ContractMissing,
@@ -65,12 +69,15 @@ class Inference:
         seconds: wall time of the Triton call(s), retries included.
         contract: the serving contract of the version that answered (its tracker and
             resize rule).
+        quality: the metrics that version was deployed with (``qdtrack deploy``), empty
+            when it was not deployed by it.
     """
 
     detections: Detections
     model_version: str
     seconds: float
     contract: ServingContract
+    quality: Mapping[str, float] = field(default_factory=dict)
 
 
 class Detector(Protocol):
@@ -105,6 +112,7 @@ def detections_from_outputs(outputs: dict[str, np.ndarray], scale_factor: np.nda
 class _ModelInfo:
     batched: bool  # max_batch_size > 0: the input needs a leading batch axis
     contracts: dict[int, ServingContract]  # by Triton version, overrides applied
+    quality: dict[int, dict[str, float]]  # deployed metrics by Triton version
     triton_version: str | None  # the response version seen when this was read
     read_at: float
 
@@ -214,6 +222,7 @@ class TritonDetector:
         self._info = _ModelInfo(
             batched=int(config.get("max_batch_size", 0)) > 0,
             contracts={v: self._with_overrides(v, c) for v, c in contracts.items()},
+            quality=quality_from_parameters(parameters),
             triton_version=triton_version,
             read_at=time.monotonic(),
         )
@@ -305,7 +314,8 @@ class TritonDetector:
         except TritonBadResponse:
             self.metrics.triton_errors.labels(kind="bad_response").inc()
             raise
-        return Inference(detections, served.model_version, seconds, served)
+        quality = info.quality.get(served_version, {}) if served_version is not None else {}
+        return Inference(detections, served.model_version, seconds, served, quality)
 
     async def _call(self, make_call: Callable[[], Awaitable[T]]) -> T:
         """Await ``make_call()`` with bounded retries on UNAVAILABLE; map errors."""

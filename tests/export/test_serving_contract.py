@@ -94,6 +94,7 @@ def test_deploy_rekeys_the_contract_to_the_published_version(
     contracts = contracts_from_parameters(params)
     assert sorted(contracts) == [1, 2]  # the export's own "v1" became the published number
     assert contracts[2].model_version == exported.metadata["model_version"]
+    assert json.loads(params["qdtrack_model_quality_v2"]) == {"HOTA": 50.0}  # the gauge's
 
 
 def test_versions_that_cannot_share_one_config_are_refused(

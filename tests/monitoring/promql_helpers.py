@@ -135,8 +135,7 @@ def sidecar_sample_names() -> set[str]:
 
     metrics = SidecarMetrics()
     # the model gauges have samples once a model is served and a deploy record is read
-    metrics.observe_model_version("qdtrack-000000000000")
-    metrics.load_model_quality({"metrics": {"HOTA": 1.0, "MOTA": 1.0, "IDF1": 1.0}})
+    metrics.observe_model_version("qdtrack-000000000000", {"HOTA": 1.0, "MOTA": 1.0, "IDF1": 1.0})
     names = set()
     for metric in metrics.registry.collect():
         names.update(sample.name for sample in metric.samples)

@@ -66,6 +66,7 @@ class FakeDetector:
         )
         self.delay_s = delay_s
         self.error: SidecarError | None = None
+        self.quality: dict[str, float] = {}  # the deployed metrics of the served version
         self.ready = True
         self.calls = 0
 
@@ -86,7 +87,7 @@ class FakeDetector:
             np.zeros(NUM_OBJECTS, np.int64),
             np.eye(NUM_OBJECTS, EMBED_DIM, dtype=np.float32),
         )
-        return Inference(dets, self.version, 0.001, contract)
+        return Inference(dets, self.version, 0.001, contract, dict(self.quality))
 
     async def model_ready(self) -> bool:
         return self.ready

@@ -21,9 +21,11 @@ import torch
 from stack_helpers import require_triton_venv, sidecar_url
 
 from qdtrack.config import load_config
+from qdtrack.deploy import publish_version
 from qdtrack.export.repository import export_repository
 from qdtrack.export.runtime import OnnxDetector, prepare_frame, unpack_detections
 from qdtrack.export.serving_contract import ServingContract, repository_contracts
+from qdtrack.gate import decide
 from qdtrack.model.qdtrack import build_qdtrack
 from qdtrack.trackers import build_tracker
 from qdtrack.train import CHECKPOINT_FORMAT
@@ -31,6 +33,8 @@ from serving.launch import Service, start_pytriton, start_sidecar
 
 pytestmark = pytest.mark.integration
 FRAMES = 6
+#: What each version was deployed with (the gate's metrics; made up, distinct).
+QUALITY = {"mot": {"HOTA": 41.5, "IDF1": 50.25}, "tao": {"HOTA": 12.75}}
 #: The TAO-config model: three classes, the TAO tracker, another resize rule.
 TAO_OVERRIDES = [
     "model.num_classes=3",
@@ -66,8 +70,11 @@ def repository(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("two-models")
     mot = _checkpoint(tiny_workspace, root / "mot.pt", [], seed=0, cls_std=1.0)
     tao = _checkpoint(tiny_workspace, root / "tao.pt", TAO_OVERRIDES, seed=1, cls_std=0.002)
-    export_repository(mot, root / "repo", version=1)
-    export_repository(tao, root / "repo", version=2)
+    for name, checkpoint in (("mot", mot), ("tao", tao)):  # export, then deploy: as shipped
+        export_repository(checkpoint, root / f"export-{name}")
+        metrics = QUALITY[name]
+        passed = decide(metrics, champion=None, gate=None, max_drop=None)
+        publish_version(root / f"export-{name}", root / "repo", metrics=metrics, decision=passed)
     return root / "repo"
 
 
@@ -160,6 +167,14 @@ def test_each_replica_tracks_with_the_contract_of_the_version_it_serves(
     # the repository's newest contract is version 2's is visible frame by frame
     assert {r["model_version"] for r in results} == {contract.model_version}
     assert info["tracker"] == contract.tracker["type"]
+    # the quality gauge shows what the served version was deployed with
+    text = httpx.get(f"{sidecar_url(replicas[version])}/metrics").text
+    quality = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("qdtrack_model_quality{")
+    }
+    assert quality == QUALITY["mot" if version == 1 else "tao"]
     for got, expected in zip(results, want, strict=True):
         assert [t["track_id"] for t in got["tracks"]] == [t["track_id"] for t in expected]
         for g, w in zip(got["tracks"], expected, strict=True):

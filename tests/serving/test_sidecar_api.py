@@ -412,3 +412,8 @@ def test_model_version_and_quality_gauges(detector, tmp_path) -> None:
         text = client.get("/metrics").text
         assert 'qdtrack_model_version_info{version="2"} 1.0' in text
         assert 'version="1"' not in text  # one series: the version served now
+        # the quality gauge follows the served version when its config carries metrics
+        detector.version, detector.quality = "3", {"HOTA": 50.5, "MOTA": 61.0}
+        push(client, "s", 2)
+        assert metric(client, "qdtrack_model_quality", metric="HOTA") == 50.5
+        assert 'metric="IDF1"' not in client.get("/metrics").text  # not version 3's

@@ -123,7 +123,9 @@ def publish_version(
         "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "export": export_info,
     }
-    write_json(target / DEPLOY_RECORD, {k: record[k] for k in ("version", "metrics", "published_at")})
+    write_json(
+        target / DEPLOY_RECORD, {k: record[k] for k in ("version", "metrics", "published_at")}
+    )
     with atomic_write(model_dir / CONFIG_FILE) as handle:
         handle.write(config.read_text(encoding="utf-8"))
     # the served contracts and metrics: the new version's and those of the versions still present

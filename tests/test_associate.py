@@ -92,10 +92,12 @@ def test_config_and_tracker_choice(tmp_path: Path) -> None:
     assert _tracks(out)[3] == {0: 1}
     params.write_text("tracker:\n  type: tao\n  memo_tracklet_frames: 2\n")
     assert cli([*run, "--config", str(params)]) == 0
-    # the tao block's settings are not QuasiDenseTracker's
-    assert cli([*run, "--config", str(params), "--set", "tracker.type=qdtrack"]) == 0
+    # switching the type starts from that tracker's defaults (the tao block's settings
+    # would not apply); a TAO-only setting given to QuasiDenseTracker is refused
     params.write_text("tracker:\n  type: tao\n  distractor_nms_thr: 0.2\n")
-    assert cli([*run, "--config", str(params), "--set", "tracker.type=qdtrack"]) == 2
+    assert cli([*run, "--config", str(params), "--set", "tracker.type=qdtrack"]) == 0
+    switch = ["--set", "tracker.type=qdtrack", "--set", "tracker.distractor_nms_thr=0.2"]
+    assert cli([*run, "--config", str(params), *switch]) == 2
 
 
 def test_frame_zero_starts_a_fresh_tracker(tmp_path: Path) -> None:

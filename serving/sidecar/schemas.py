@@ -45,6 +45,12 @@ class StreamInfo(BaseModel):
     model_version: str | None
     active_tracks: int = Field(ge=0, description="tracklets the tracker remembers")
     next_track_id: int = Field(ge=0, description="the id the next new track will get")
+    generation: str = Field(
+        description="changes when the stream is reopened or reset; every commit checks it"
+    )
+    persisted: bool = Field(
+        description="false while frames committed here are not yet in the state store"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -52,6 +58,7 @@ class ErrorOut(BaseModel):
 
     error: str = Field(description="fixed machine-readable reason, e.g. out_of_order")
     detail: str = Field(description="what went wrong, for people")
+    request_id: str = Field(description="also in the X-Request-Id header and the sidecar log")
 
 
 class Health(BaseModel):
@@ -61,7 +68,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: true only when Triton reports the model ready and the store answers."""
+    """Readiness: true when Triton reports the model ready (the store is reported apart)."""
 
     ready: bool
     triton_model_ready: bool

@@ -52,7 +52,11 @@ class Settings(BaseSettings):
     )
     retry_after_s: Annotated[int, Field(ge=1)] = 1
 
-    # requests
+    # requests; the HTTP limits apply below the app (serving/sidecar/http_limits.py)
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024  # else 431
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # headers complete within; else 408
+    body_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # body complete after headers; else 408
+    keep_alive_timeout_s: Annotated[int, Field(ge=1)] = 5  # idle connection closed after
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     max_image_pixels: Annotated[int, Field(ge=1)] = 4096 * 4096
     # Frames this large are decoded in a worker thread (cv2 releases the GIL, so several

@@ -190,20 +190,34 @@ def test_triton_failure_is_a_clear_error_and_leaves_state(
     assert ids(push(client, "s", 1)) == [0, 1, 2]  # the same index succeeds on retry
 
 
-def test_store_outage_is_a_clear_error_and_leaves_state(client: TestClient, store) -> None:
-    client.put("/v1/streams/s")
-    push(client, "s", 0)
-    store.down = True
-    response = push(client, "s", 1)
-    assert response.status_code == 503 and response.json()["error"] == "redis_unavailable"
-    assert response.headers["retry-after"] == "1"
-    assert push(client, "s", 1).status_code == 503  # evicted from memory, store still down
-    assert client.put("/v1/streams/other").status_code == 503
-    assert client.get("/readyz").status_code == 503
-    store.down = False
-    again = push(client, "s", 1)
-    assert again.status_code == 200 and ids(again) == [0, 1, 2]
-    assert metric(client, "qdtrack_sidecar_state_restores_total") == 1
+def test_store_outage_serves_held_streams_from_memory(detector, store) -> None:
+    app = create_app(
+        make_settings(sweep_interval_s=0.05, readiness_cache_s=0), detector=detector, store=store
+    )
+    with TestClient(app) as client:
+        client.put("/v1/streams/s")
+        push(client, "s", 0)
+        store.down = True
+        for index in (1, 2, 3):
+            response = push(client, "s", index)
+            assert response.status_code == 200 and ids(response) == [0, 1, 2]
+        assert metric(client, "qdtrack_sidecar_unpersisted_streams") == 1
+        assert metric(client, "qdtrack_sidecar_store_available") == 0
+        assert client.get("/v1/streams/s").json()["persisted"] is False
+        other = client.put("/v1/streams/other")  # not held here: needs the store
+        assert other.status_code == 503 and other.json()["error"] == "redis_unavailable"
+        assert other.headers["retry-after"] == "1"
+        ready = client.get("/readyz")  # the store is shared: this pod still serves
+        assert ready.status_code == 200 and ready.json()["store_ok"] is False
+        assert store.raw("s")[b"last_index"] == b"0"
+        store.down = False
+        deadline = time.monotonic() + 5
+        while metric(client, "qdtrack_sidecar_unpersisted_streams") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.raw("s")[b"last_index"] == b"3"  # written back by the sweeper
+        assert metric(client, "qdtrack_sidecar_store_available") == 1
+        assert client.get("/v1/streams/s").json()["persisted"] is True
+        assert ids(push(client, "s", 4)) == [0, 1, 2]
 
 
 def test_model_version_change_resets_the_stream(client: TestClient, detector) -> None:

@@ -64,7 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sidecar until interrupted."""
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a setting that cannot work: say which, no traceback
+        sys.stderr.write(f"python -m serving.sidecar: {exc}\n")
+        return 2
     if args.print_openapi:
         sys.stdout.write(json.dumps(app.openapi(), indent=2) + "\n")
         return 0

@@ -114,6 +114,11 @@ def create_app(
             memory when that is unset.
     """
     settings = settings if settings is not None else Settings()
+    if settings.require_auth and settings.auth_token is None:
+        raise ValueError(
+            "SIDECAR_REQUIRE_AUTH is set but SIDECAR_AUTH_TOKEN is not: give the sidecar a "
+            "bearer token (at least 8 characters), e.g. from the Secret qdtrack-sidecar-auth"
+        )
     metrics = SidecarMetrics()
     if settings.model_quality_file:
         with open(settings.model_quality_file, encoding="utf-8") as handle:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     # decode in parallel); smaller ones inline, cheaper than a thread hop (~1 ms at 640x360).
     decode_thread_min_pixels: Annotated[int, Field(ge=0)] = 1280 * 720
     auth_token: SecretStr | None = None  # set: /v1 needs "Authorization: Bearer <token>"
+    require_auth: bool = False  # true: refuse to start without auth_token (the k8s overlays)
 
     @field_validator("img_scale")
     @classmethod

@@ -412,3 +412,53 @@ def test_model_version_and_quality_gauges(detector, tmp_path) -> None:
         text = client.get("/metrics").text
         assert 'qdtrack_model_version_info{version="2"} 1.0' in text
         assert 'version="1"' not in text  # one series: the version served now
+
+
+def test_a_bug_answers_500_without_its_text_and_logs_it_once(detector, caplog) -> None:
+    class Broken(FakeDetector):
+        async def detect(self, frame):
+            raise RuntimeError("secret internals /etc/passwd")
+
+    app = create_app(make_settings(), detector=Broken())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.put("/v1/streams/s")
+        response = push(client, "s", 0)
+        assert response.status_code == 500
+        body = response.json()
+        assert body["error"] == "internal" and "secret" not in response.text
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert metric(client, "qdtrack_sidecar_frames_rejected_total", reason="internal") == 1
+        assert push(client, "s", 0).status_code == 500  # the stream is untouched
+        assert client.get("/v1/streams/s").json()["last_frame_index"] is None
+    tracebacks = [r for r in caplog.records if r.exc_info and "secret" in str(r.exc_info[1])]
+    assert len(tracebacks) == 2  # one per failed request
+
+
+def test_a_record_the_store_lost_is_written_again_from_memory(detector, store) -> None:
+    with TestClient(create_app(make_settings(), detector=detector, store=store)) as client:
+        for stream in ("get", "put"):
+            client.put(f"/v1/streams/{stream}")
+            push(client, stream, 0)
+            store.forget(stream)  # Redis restarted empty, or evicted the key
+        assert client.get("/v1/streams/get").json()["last_frame_index"] == 0
+        assert client.put("/v1/streams/put").status_code == 200  # still open, not new
+        for stream in ("get", "put"):
+            assert store.raw(stream)[b"last_index"] == b"0"
+            assert ids(push(client, stream, 1)) == [0, 1, 2]
+        assert metric(client, "qdtrack_sidecar_records_recreated_total") == 2
+
+
+def test_a_stream_closed_through_another_replica_is_closed_here(detector, store) -> None:
+    settings = make_settings()
+    with (
+        TestClient(create_app(settings, detector=detector, store=store)) as a,
+        TestClient(create_app(settings, detector=detector, store=store)) as b,
+    ):
+        a.put("/v1/streams/s")
+        push(a, "s", 0)
+        first = a.get("/v1/streams/s").json()["generation"]
+        assert b.delete("/v1/streams/s").status_code == 204
+        assert push(a, "s", 1).status_code == 404  # a tombstone, not a resurrection
+        reopened = a.put("/v1/streams/s")
+        assert reopened.status_code == 201 and reopened.json()["generation"] != first
+        assert reopened.json()["last_frame_index"] is None

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     model_name: str = MODEL_NAME
     img_scale: tuple[int, int] = (1088, 1088)  # the exported model's resize rule
     triton_timeout_s: Annotated[float, Field(gt=0)] = 5.0
-    triton_retries: Annotated[int, Field(ge=0, le=10)] = 2  # extra attempts on UNAVAILABLE only
+    triton_retries: Annotated[int, Field(ge=0, le=10)] = 2  # extra attempts on transient errors
     readiness_cache_s: Annotated[float, Field(ge=0)] = 1.0
 
     # tracker

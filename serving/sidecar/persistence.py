@@ -46,7 +46,6 @@ class StoreLink:
         store: Redis or memory.
         settings: the TTLs.
         metrics: store errors, availability, unpersisted streams, resets, re-creations.
-        fresh: a new session of a stream id (its tracker is what a reset starts from).
     """
 
     def __init__(
@@ -55,12 +54,10 @@ class StoreLink:
         *,
         settings: Settings,
         metrics: SidecarMetrics,
-        fresh: Callable[[str], StreamSession],
     ) -> None:
         self.store = store
         self.settings = settings
         self.metrics = metrics
-        self._fresh = fresh
         self._down_since: float | None = None
         self.unpersisted: set[StreamSession] = set()
 
@@ -142,20 +139,21 @@ class StoreLink:
         self._reset(session, loaded)
 
     def _reset(self, session: StreamSession, corrupt: CorruptRecord) -> None:
-        fresh = self._fresh(session.stream_id)
+        # ids never repeat: above every id the record shows and every id this process issued
+        issued = max(corrupt.salvage.ids_issued, session.id_offset + session.tracker.next_id)
         log.warning(
             "stream %s: stored record unusable (%s); resetting it: fresh tracker, "
             "ids continue from %d",
             session.stream_id,
             corrupt,
-            corrupt.salvage.ids_issued,
+            issued,
         )
         self.metrics.state_resets.labels(reason=corrupt.reason).inc()
-        session.tracker, session.tracker_name = fresh.tracker, fresh.tracker_name
+        session.tracker.reset()
         session.generation = new_generation()
         session.last_index = corrupt.salvage.last_index
         session.model_version = None
-        session.id_offset = corrupt.salvage.ids_issued
+        session.id_offset = issued
         session.results = {}
         session.stored = corrupt.raw  # the reset's write replaces exactly what was read
         session.reset_pending = True

@@ -186,7 +186,7 @@ class StreamManager:
         self.metrics = metrics
         self._sessions: dict[str, StreamSession] = {}
         self._inflight = 0
-        self.link = StoreLink(store, settings=settings, metrics=metrics, fresh=self._new_session)
+        self.link = StoreLink(store, settings=settings, metrics=metrics)
         # fail at start-up, not at the first frame, on a bad tracker name or setting
         self._tracker_settings = tracker_settings(
             {"type": settings.tracker, **settings.tracker_settings}, "SIDECAR_TRACKER_SETTINGS"

@@ -462,3 +462,18 @@ def test_a_stream_closed_through_another_replica_is_closed_here(detector, store)
         reopened = a.put("/v1/streams/s")
         assert reopened.status_code == 201 and reopened.json()["generation"] != first
         assert reopened.json()["last_frame_index"] is None
+
+
+def test_get_of_a_held_stream_resets_it_when_its_record_is_unreadable(detector, store) -> None:
+    with TestClient(create_app(make_settings(), detector=detector, store=store)) as client:
+        client.put("/v1/streams/s")
+        push(client, "s", 0)
+        before = client.get("/v1/streams/s").json()
+        store.raw("s")[b"meta"] = b"{broken"
+        after = client.get("/v1/streams/s").json()  # consults the store: resets, once
+        assert after["generation"] != before["generation"] and after["last_frame_index"] == 0
+        assert client.get("/v1/streams/s").json()["generation"] == after["generation"]
+        reset = push(client, "s", 1)
+        assert reset.json()["stream_reset"] is True and ids(reset) == [3, 4, 5]
+        assert push(client, "s", 2).json()["stream_reset"] is False
+        assert metric(client, "qdtrack_sidecar_state_resets_total", reason="corrupt_meta") == 1

@@ -378,8 +378,8 @@ class MemoryStore:
 
 # KEYS[1] = stream key. A record's fields are ARGV[n..n+4] in _FIELDS order.
 _WRITE = """
-local function write(key, ttl, first)
-  redis.call('DEL', key)
+local function write(key, ttl, first, clear)
+  if clear then redis.call('DEL', key) end  -- a new record: no field of a tombstone left
   redis.call('HSET', key, 'generation', ARGV[first], 'last_index', ARGV[first + 1],
              'state', ARGV[first + 2], 'meta', ARGV[first + 3], 'results', ARGV[first + 4])
   redis.call('PEXPIRE', key, ttl)
@@ -393,7 +393,7 @@ _CREATE = (
     _WRITE
     + """
 if live(KEYS[1]) then return 0 end
-write(KEYS[1], ARGV[1], 2)
+write(KEYS[1], ARGV[1], 2, true)
 return 1
 """
 )
@@ -401,12 +401,12 @@ return 1
 _SAVE = (
     _WRITE
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then write(KEYS[1], ARGV[1], 4) return 2 end
+if redis.call('EXISTS', KEYS[1]) == 0 then write(KEYS[1], ARGV[1], 4, true) return 2 end
 if redis.call('HEXISTS', KEYS[1], 'closed') == 1 then return 0 end
 local generation = redis.call('HGET', KEYS[1], 'generation') or ''
 local last_index = redis.call('HGET', KEYS[1], 'last_index') or ''
 if generation ~= ARGV[2] or last_index ~= ARGV[3] then return -1 end
-write(KEYS[1], ARGV[1], 4)
+write(KEYS[1], ARGV[1], 4, false)
 return 1
 """
 )

@@ -373,7 +373,7 @@ def snapshot_cost(redis_port: int, repeats: int = 500, dim: int = 256) -> list[d
     """Serialise a tracker with N tracks and compare-and-set it into Redis, per frame."""
     from qdtrack.structures import Detections
     from qdtrack.trackers import QuasiDenseTracker
-    from serving.sidecar.state import RedisStore, SaveOutcome, StreamRecord
+    from serving.sidecar.state import RedisStore, SaveOutcome, StreamRecord, Version
 
     rows = []
     for tracks in (10, 30, 100):
@@ -404,14 +404,16 @@ def snapshot_cost(redis_port: int, repeats: int = 500, dim: int = 256) -> list[d
                     index,
                     "1",
                     results=[(i, result) for i in range(max(0, index - 7), index + 1)],
+                    generation=first.generation,
                 )
                 middle = time.perf_counter()
-                outcome = await store.save("bench", record, index - 1 if index else None, 60)
+                expected = Version.of(first.generation, index - 1 if index else None)
+                outcome = await store.save("bench", record, expected, 60)
                 end = time.perf_counter()
                 assert outcome is SaveOutcome.SAVED
                 serialise.append(middle - start)
                 total.append(end - start)
-            await store.delete("bench")
+            await store.delete("bench", 60)
             await store.close()
             return np.array(serialise) * 1e3, np.array(total) * 1e3, len(record.state)
 

@@ -24,13 +24,16 @@ def rescale_size(
     """Output ``(new_w, new_h, s)`` of a keep-ratio resize (mmcv ``rescale_size``).
 
     ``s = min(max(img_scale) / long_side, min(img_scale) / short_side)`` and each side is
-    ``int(side * s + 0.5)``, so the order of ``img_scale`` does not matter.
+    ``int(side * s + 0.5)``, so the order of ``img_scale`` does not matter. A side is never
+    rounded down to 0: a very elongated frame (say 400x1 at scale 0.5) keeps 1 pixel.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
+    if min(img_scale) <= 0:
+        raise ValueError(f"img_scale must be positive, got {img_scale}")
     long_edge, short_edge = max(img_scale), min(img_scale)
     scale = min(long_edge / max(height, width), short_edge / min(height, width))
-    return int(width * scale + 0.5), int(height * scale + 0.5), scale
+    return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5)), scale
 
 
 def resize_frame(

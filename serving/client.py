@@ -1,9 +1,10 @@
 """Client of the tracking sidecar, and ``qdtrack stream``: push a video, get tracks back.
 
 :class:`SidecarClient` sends one frame per request and retries the **same** frame index
-on connection errors and on 429/503/504 (honouring ``Retry-After``) until a deadline, so
-a sidecar restart in the middle of a stream costs the client a pause, not its ids: the
-retried index is either processed by the new sidecar or answered from the stored result.
+on connection errors and on 408/429/503/504 (honouring ``Retry-After``) until a deadline, so
+a sidecar or Triton restart in the middle of a stream costs the client a pause, not its ids:
+no error answer commits a frame, so the retried index is either processed now or, when an
+earlier attempt was committed but its answer lost, answered from the stored result.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from qdtrack.structures import Tracks
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = (429, 503, 504)
+#: request timeout (the body was too slow), stream busy, overloaded or a dependency
+#: restarting (Triton, Redis), Triton timeout: none of them committed the frame
+RETRY_STATUSES = (408, 429, 503, 504)
 FORMATS = {"jpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png")}
 
 
@@ -102,7 +105,7 @@ class SidecarClient:
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
         self.retry_deadline_s = retry_deadline_s
         self.backoff_s = backoff_s
-        self.retries = 0  # retried attempts so far (connection errors and 429/503/504)
+        self.retries = 0  # retried attempts so far (connection errors and RETRY_STATUSES)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         deadline = time.monotonic() + self.retry_deadline_s

@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +235,7 @@ def start_sidecar(
     env: dict[str, str] | None = None,
     timeout_s: float = 30.0,
     cpus: Sequence[int] | None = None,
+    log_level: str = "warning",
 ) -> Service:
     """``python -m serving.sidecar`` in the current interpreter (the main venv)."""
     port = port or free_port()
@@ -244,7 +245,7 @@ def start_sidecar(
         child_env["SIDECAR_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     child_env.update(env or {})
     argv = [sys.executable, "-m", "serving.sidecar", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--log-level", "warning"]
+    argv += ["--log-level", log_level]
     service = spawn(f"sidecar-{port}", argv, log_dir, env=child_env, ports=[port], cpus=cpus)
     service.ports["http"] = port
     service.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout_s)
@@ -377,6 +378,17 @@ def repository_for_weights(weights: str, repository: Path, model_name: str = "qd
     return result.version_dir
 
 
+def auth_hint(env: Mapping[str, str]) -> str:
+    """What ``make serve`` says about the bearer token of the stream API."""
+    if env.get("SIDECAR_AUTH_TOKEN"):
+        return "auth: on: /v1 needs 'Authorization: Bearer $SIDECAR_AUTH_TOKEN'"
+    return (
+        "auth: OFF (anyone who reaches the port can use /v1); to require a token, start with "
+        "SIDECAR_AUTH_TOKEN=$(openssl rand -hex 24) make serve and pass "
+        "--token $SIDECAR_AUTH_TOKEN to qdtrack stream"
+    )
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)  # runs the ``finally`` that stops the children
 
@@ -441,11 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         log.info(
             "sidecar: http://127.0.0.1:%d (docs at /docs); Prometheus: http://127.0.0.1:%d; "
-            "try: qdtrack stream VIDEO --url http://127.0.0.1:%d --render out.mp4",
+            "try: qdtrack stream VIDEO --url http://127.0.0.1:%d --render out.mp4%s",
             args.port,
             services["prometheus"].ports["http"],
             args.port,
+            " --token $SIDECAR_AUTH_TOKEN" if os.environ.get("SIDECAR_AUTH_TOKEN") else "",
         )
+        log.info("%s", auth_hint(os.environ))
         with contextlib.suppress(KeyboardInterrupt):
             while all(s.alive() for s in services.values()):
                 time.sleep(0.5)

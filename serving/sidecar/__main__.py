@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from serving.sidecar.app import create_app
+from serving.sidecar.http_limits import HttpLimits, guarded_protocol
 from serving.sidecar.settings import Settings
 
 
@@ -70,13 +71,22 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sidecar until interrupted."""
     args = build_parser().parse_args(argv)
-    app = create_app(settings_from_args(args))
+    settings = settings_from_args(args)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a setting that cannot work: say which, no traceback
+        sys.stderr.write(f"python -m serving.sidecar: {exc}\n")
+        return 2
     if args.print_openapi:
         sys.stdout.write(json.dumps(app.openapi(), indent=2) + "\n")
         return 0
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
+    limits = HttpLimits(
+        settings.max_header_bytes, settings.header_timeout_s, settings.body_timeout_s
+    )
+    cut = app.state.metrics.connections_cut
     uvicorn.run(
         app,
         host=args.host,
@@ -84,8 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
         loop="asyncio",  # grpc.aio (the Triton client) runs on asyncio's own loop
-        http="httptools",  # the C parser: a fraction of h11's cost per request
+        # httptools (the C parser: a fraction of h11's cost per request) with the limits
+        http=guarded_protocol(limits, lambda reason: cut.labels(reason=reason).inc()),
     )
     return 0
 

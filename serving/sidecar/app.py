@@ -11,14 +11,17 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-from serving.sidecar.errors import SidecarError
+from serving.sidecar.errors import ClientDisconnected, SidecarError
 from serving.sidecar.metrics import SidecarMetrics
+from serving.sidecar.requests import RequestIdMiddleware, error_body, request_id
 from serving.sidecar.routes import AUTH, api, probes
 from serving.sidecar.settings import Settings
 from serving.sidecar.state import MemoryStore, RedisStore, StateStore
@@ -35,15 +38,30 @@ def _is_frame_request(request: Request) -> bool:
     return request.method == "POST" and "/frames/" in request.url.path
 
 
-def _error_response(request: Request, exc: SidecarError) -> JSONResponse:
+def _count_rejected(request: Request, reason: str) -> None:
     if _is_frame_request(request):
-        request.app.state.metrics.rejected.labels(reason=exc.reason).inc()
+        request.app.state.metrics.rejected.labels(reason=reason).inc()
+
+
+def _error_response(request: Request, exc: SidecarError) -> JSONResponse:
+    reason = exc.reason
+    if isinstance(exc, ClientDisconnected):  # one line, no traceback: nobody reads the answer
+        cut = request.scope.get("state", {}).get("cut")  # the body timeout closed it
+        reason = "request_timeout" if cut else reason
+        log.info(
+            "%s %s: %s (request %s)",
+            request.method,
+            request.url.path,
+            "body read timed out" if cut else "client disconnected",
+            request_id(request.scope),
+        )
+    _count_rejected(request, reason)
     headers = {}
     if exc.retry_after:
         headers["Retry-After"] = str(request.app.state.settings.retry_after_s)
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    body = {"error": exc.reason, "detail": exc.detail}
+    body = error_body(request.scope, exc.reason, exc.detail)
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
@@ -54,21 +72,30 @@ async def _on_sidecar_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if _is_frame_request(request):
-        request.app.state.metrics.rejected.labels(reason="invalid_request").inc()
+    _count_rejected(request, "invalid_request")
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
         for err in exc.errors()
     )
-    return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=422)
+    body = error_body(request.scope, "invalid_request", problems)
+    return JSONResponse(body, status_code=422)
 
 
-async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    if _is_frame_request(request):
-        request.app.state.metrics.rejected.labels(reason="internal").inc()
-    body = {"error": "internal", "detail": f"{type(exc).__name__}: {exc}"}
-    return JSONResponse(body, status_code=500)
+#: Reasons of the HTTP errors the framework raises itself (unknown path, wrong method).
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    reason = _HTTP_REASONS.get(exc.status_code, "invalid_request")
+    body = error_body(request.scope, reason, str(exc.detail))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _on_unexpected_error(scope: MutableMapping[str, Any], exc: BaseException) -> None:
+    """Count a bug's 500 (the middleware logs it once and answers)."""
+    if scope.get("method") == "POST" and "/frames/" in scope.get("path", ""):
+        scope["app"].state.metrics.rejected.labels(reason="internal").inc()
 
 
 def create_app(
@@ -87,6 +114,11 @@ def create_app(
             memory when that is unset.
     """
     settings = settings if settings is not None else Settings()
+    if settings.require_auth and settings.auth_token is None:
+        raise ValueError(
+            "SIDECAR_REQUIRE_AUTH is set but SIDECAR_AUTH_TOKEN is not: give the sidecar a "
+            "bearer token (at least 8 characters), e.g. from the Secret qdtrack-sidecar-auth"
+        )
     metrics = SidecarMetrics()
     if settings.contract_overrides:
         log.warning(
@@ -161,7 +193,8 @@ def create_app(
     app.state.metrics = metrics
     app.add_exception_handler(SidecarError, _on_sidecar_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(Exception, _on_unexpected_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_middleware(RequestIdMiddleware, on_error=_on_unexpected_error)
     app.include_router(api, dependencies=AUTH if settings.auth_token is not None else [])
     app.include_router(probes)
     return app

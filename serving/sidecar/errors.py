@@ -31,6 +31,12 @@ class EmptyBody(SidecarError):
     status, reason = 400, "empty_body"
 
 
+class ClientDisconnected(SidecarError):
+    """The client closed the connection before its request was read (nobody gets the answer)."""
+
+    status, reason = 499, "client_disconnect"
+
+
 class Unauthorized(SidecarError):
     """Missing or wrong bearer token."""
 
@@ -92,7 +98,8 @@ class TritonUnavailable(SidecarError):
 
 
 class StoreUnavailable(SidecarError):
-    """Redis could not be reached (after the bounded retries); state was left unchanged."""
+    """Redis could not be reached (after the bounded retries) for a stream this process does
+    not hold in memory, or to open or close one; state was left unchanged."""
 
     status, reason, retry_after = 503, "redis_unavailable", True
 
@@ -120,5 +127,7 @@ REJECT_REASONS = (
     "redis_unavailable",
     "triton_timeout",
     "invalid_request",
+    "request_timeout",
+    "client_disconnect",
     "internal",
 )

@@ -107,6 +107,7 @@ def jpeg_size(body: bytes) -> tuple[int, int]:
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Positive sides (any aspect ratio: 1xN frames are fine), at most ``max_pixels``."""
     if width <= 0 or height <= 0:
         raise BadFrame(f"image size must be positive, got {width}x{height}")
     if width * height > max_pixels:
@@ -138,9 +139,18 @@ def decode_frame(body: bytes, kind: str, raw: RawShape, max_pixels: int) -> npt.
         return _raw_pixels(body, raw, max_pixels)
     width, height = png_size(body) if kind == PNG else jpeg_size(body)
     _check_pixels(width, height, max_pixels)
-    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV's own text stays in the log, not in the answer
+        raise BadFrame(f"cannot decode the body as {kind}") from exc
     if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise BadFrame(f"cannot decode the body as {kind}")
+    # EXIF orientation may swap the sides; anything else means the header lied
+    if image.shape[:2] not in ((height, width), (width, height)):
+        raise BadFrame(
+            f"the {kind} header says {width}x{height}, the image decodes to "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
     return np.asarray(image, dtype=np.uint8)
 
 

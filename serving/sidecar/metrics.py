@@ -16,8 +16,18 @@ from serving.sidecar.errors import REJECT_REASONS
 
 PREFIX = "qdtrack_sidecar"
 STAGES = ("receive", "decode", "inference", "association", "persistence", "total")
-TRITON_ERRORS = ("unavailable", "timeout", "bad_response", "other")
-RESET_REASONS = ("model_version", "corrupt_state")
+TRITON_ERRORS = ("unavailable", "internal", "timeout", "bad_response", "other")
+#: Why a stream's tracker started afresh: a model change, or a stored field it cannot read.
+RESET_REASONS = (
+    "model_version",
+    "corrupt_generation",
+    "corrupt_last_index",
+    "corrupt_state",
+    "corrupt_meta",
+    "corrupt_results",
+)
+#: HTTP limits that cut a connection before the request reached the app.
+CUT_REASONS = ("header_too_large", "header_timeout", "body_timeout")
 #: Evaluation metrics of the served model published as ``qdtrack_model_quality{metric}``.
 QUALITY_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
 # 0.25 ms … 5 s: the stages span sub-millisecond association to multi-second CPU inference
@@ -87,6 +97,27 @@ class SidecarMetrics:
         self.store_errors = Counter(
             f"{PREFIX}_store_errors", "Failed state-store operations", registry=r
         )
+        self.store_available = Gauge(
+            f"{PREFIX}_store_available",
+            "1 while the state store answers, 0 while this sidecar serves from memory",
+            registry=r,
+        )
+        self.unpersisted_streams = Gauge(
+            f"{PREFIX}_unpersisted_streams",
+            "Streams whose last committed frames are only in this process's memory",
+            registry=r,
+        )
+        self.records_recreated = Counter(
+            f"{PREFIX}_records_recreated",
+            "Stream records written anew from memory after the store lost them",
+            registry=r,
+        )
+        self.connections_cut = Counter(
+            f"{PREFIX}_connections_cut",
+            "Connections closed by an HTTP limit (header size, header or body read timeout)",
+            ["reason"],
+            registry=r,
+        )
         # model identity, for dashboards comparing versions (one series per served version)
         self.model_version_info = Gauge(
             "qdtrack_model_version_info",
@@ -110,6 +141,9 @@ class SidecarMetrics:
             self.rejected.labels(reason=reason)
         for reason in RESET_REASONS:
             self.state_resets.labels(reason=reason)
+        for reason in CUT_REASONS:
+            self.connections_cut.labels(reason=reason)
+        self.store_available.set(1)
 
     def observe_model_version(self, version: str, quality: Mapping[str, float]) -> None:
         """Point ``qdtrack_model_version_info`` at ``version`` (cheap when unchanged).

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BeforeValidator, Field, WithJsonSchema
+from starlette.requests import ClientDisconnect
 
-from serving.sidecar.errors import EmptyBody, PayloadTooLarge, Unauthorized
+from serving.sidecar.errors import ClientDisconnected, EmptyBody, PayloadTooLarge, Unauthorized
 from serving.sidecar.frames import (
     MEDIA_TYPES,
     RawShape,
@@ -25,6 +28,8 @@ from serving.sidecar.streams import StreamManager, StreamSession
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_FRAME_INDEX = 2**53 - 1  # exact in JSON numbers
+MAX_SIDE = 65535
+_DECIMAL = re.compile(r"[0-9]{1,16}")
 STAGES_IN_ORDER = ("receive", "decode", "inference", "association", "persistence", "total")
 
 StreamId = Annotated[
@@ -35,9 +40,28 @@ StreamId = Annotated[
         examples=["cam-1"],
     ),
 ]
+
+
+def _decimal_digits(value: object) -> object:
+    """Integers in paths and headers are decimal digits only: no sign, ``_`` or spaces."""
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("must be decimal digits only (at most 16)")
+    return value
+
+
 FrameIndex = Annotated[
     int,
-    Path(ge=0, le=MAX_FRAME_INDEX, description="increases strictly within a stream", examples=[0]),
+    Path(description="decimal digits; increases strictly within a stream", examples=[0]),
+    BeforeValidator(_decimal_digits),
+    Field(ge=0, le=MAX_FRAME_INDEX),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_FRAME_INDEX}),
+]
+_SIDE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}
+FrameSide = Annotated[
+    int | None,
+    BeforeValidator(_decimal_digits),
+    Field(ge=1, le=MAX_SIDE),
+    WithJsonSchema({"anyOf": [_SIDE_SCHEMA, {"type": "null"}]}),
 ]
 
 
@@ -92,6 +116,8 @@ def _info(session: StreamSession) -> StreamInfo:
         active_tracks=session.num_tracks,
         next_track_id=session.id_offset + session.tracker.next_id,
         tracker=session.tracker_name if session.model_version is not None else None,
+        generation=session.generation,
+        persisted=not session.unpersisted,
     )
 
 
@@ -149,18 +175,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise ClientDisconnected(f"the client left after {size} bytes of the body") from exc
     return b"".join(chunks)
 
 
 @api.post(
     "/streams/{stream_id}/frames/{frame_index}",
     response_model=FrameResult,
-    responses=_errors(400, 401, 404, 409, 413, 415, 422, 429, 502, 503, 504),
+    responses=_errors(400, 401, 404, 408, 409, 413, 415, 422, 429, 502, 503, 504),
     openapi_extra=_FRAME_BODY,
     summary="Track one frame",
 )
@@ -170,8 +199,8 @@ async def push_frame(
     frame_index: FrameIndex,
     manager: Manager,
     settings: SettingsDep,
-    x_frame_width: Annotated[int | None, Header(ge=1, le=65535)] = None,
-    x_frame_height: Annotated[int | None, Header(ge=1, le=65535)] = None,
+    x_frame_width: Annotated[FrameSide, Header()] = None,
+    x_frame_height: Annotated[FrameSide, Header()] = None,
     x_pixel_format: Annotated[str, Header(pattern="^(bgr24|rgb24)$")] = "bgr24",
 ) -> Response:
     """Track one frame of an open stream and return its tracks.
@@ -215,18 +244,20 @@ async def healthz() -> Health:
     summary="Readiness",
 )
 async def readyz(request: Request, manager: Manager, settings: SettingsDep) -> Response:
-    """Ready only when Triton reports the model ready and the state store answers."""
+    """Ready when Triton reports the model ready: all this pod needs to serve its streams.
+
+    The state store is shared by every pod: while it is down, pods serve the streams they
+    hold from memory, so it does not take them out of the Service (``store_ok`` reports it).
+    """
     state = request.app.state
     now = time.monotonic()
     cached: tuple[float, Readiness] | None = getattr(state, "readiness", None)
     if cached is None or now - cached[0] > settings.readiness_cache_s:
         triton_ok = await manager.detector.model_ready()
-        store_ok = await manager.store.ping()
+        store_ok = manager.link.available and await manager.store.ping()
         cached = (
             now,
-            Readiness(
-                ready=triton_ok and store_ok, triton_model_ready=triton_ok, store_ok=store_ok
-            ),
+            Readiness(ready=triton_ok, triton_model_ready=triton_ok, store_ok=store_ok),
         )
         state.readiness = cached
     readiness = cached[1]

@@ -53,6 +53,12 @@ class StreamInfo(BaseModel):
         description="the tracker of the served model's contract (e.g. qdtrack, tao); "
         "null before the first frame",
     )
+    generation: str = Field(
+        description="changes when the stream is reopened or reset; every commit checks it"
+    )
+    persisted: bool = Field(
+        description="false while frames committed here are not yet in the state store"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -60,6 +66,7 @@ class ErrorOut(BaseModel):
 
     error: str = Field(description="fixed machine-readable reason, e.g. out_of_order")
     detail: str = Field(description="what went wrong, for people")
+    request_id: str = Field(description="also in the X-Request-Id header and the sidecar log")
 
 
 class Health(BaseModel):
@@ -69,7 +76,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: true only when Triton reports the model ready and the store answers."""
+    """Readiness: true when Triton reports the model ready (the store is reported apart)."""
 
     ready: bool
     triton_model_ready: bool

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     triton_url: str = "127.0.0.1:8001"  # gRPC host:port
     model_name: str = MODEL_NAME
     triton_timeout_s: Annotated[float, Field(gt=0)] = 5.0
-    triton_retries: Annotated[int, Field(ge=0, le=10)] = 2  # extra attempts on UNAVAILABLE only
+    triton_retries: Annotated[int, Field(ge=0, le=10)] = 2  # extra attempts on transient errors
     readiness_cache_s: Annotated[float, Field(ge=0)] = 1.0
 
     # Experiments only: fields of the served models' serving contracts to replace, e.g.
@@ -55,13 +55,18 @@ class Settings(BaseSettings):
     )
     retry_after_s: Annotated[int, Field(ge=1)] = 1
 
-    # requests
+    # requests; the HTTP limits apply below the app (serving/sidecar/http_limits.py)
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024  # else 431
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # headers complete within; else 408
+    body_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # body complete after headers; else 408
+    keep_alive_timeout_s: Annotated[int, Field(ge=1)] = 5  # idle connection closed after
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     max_image_pixels: Annotated[int, Field(ge=1)] = 4096 * 4096
     # Frames this large are decoded in a worker thread (cv2 releases the GIL, so several
     # decode in parallel); smaller ones inline, cheaper than a thread hop (~1 ms at 640x360).
     decode_thread_min_pixels: Annotated[int, Field(ge=0)] = 1280 * 720
     auth_token: SecretStr | None = None  # set: /v1 needs "Authorization: Bearer <token>"
+    require_auth: bool = False  # true: refuse to start without auth_token (the k8s overlays)
 
     @field_validator("contract_overrides")
     @classmethod

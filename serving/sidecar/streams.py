@@ -1,9 +1,13 @@
 """Streams: one tracker per video stream, ordered per stream, snapshotted after every frame.
 
-The in-process sessions are a cache of the state store: a frame is acknowledged only
-after its snapshot is written, and a session whose write failed is dropped from memory,
-so the store always holds the last acknowledged frame and a restarted sidecar (or another
-replica) continues every stream with the same ids.
+The in-process sessions are a cache of the state store. A frame is committed when its
+snapshot is written with a compare-and-set on the stream's ``(generation, last_index)``
+(``state.py``): a replica holding an outdated copy (another replica went on, or the
+stream was closed, reopened or reset) loses the write, reloads and re-associates, so ids
+never fork. While the store is unavailable, streams held here go on from memory, marked
+unpersisted, and are written back when it answers again (``persistence.py``). PUT and
+GET consult the store too: they refresh its TTL, re-create a record it lost and take over
+a newer stored state.
 
 Per stream, decoding and inference of concurrent frames overlap, but association and
 persistence run one frame at a time in index order: a frame waits for every lower index
@@ -34,8 +38,15 @@ from serving.sidecar.errors import (
     UnknownStream,
 )
 from serving.sidecar.metrics import SidecarMetrics
+from serving.sidecar.persistence import Loaded, StoreLink
 from serving.sidecar.settings import Settings
-from serving.sidecar.state import SaveOutcome, StateStore, StreamRecord
+from serving.sidecar.state import (
+    SaveOutcome,
+    StateStore,
+    StreamRecord,
+    Version,
+    new_generation,
+)
 from serving.sidecar.triton_client import Detector, Inference
 
 log = logging.getLogger(__name__)
@@ -47,7 +58,7 @@ class Gone(enum.Enum):
     """Why a session left memory; requests that still hold it must not commit."""
 
     CLOSED = "closed"  # the stream was closed: 404
-    EVICTED = "evicted"  # expired from memory or dropped after a store error: reload
+    EVICTED = "evicted"  # expired from memory or found outdated: reload
 
 
 @dataclass(eq=False)
@@ -67,10 +78,20 @@ class StreamSession:
     last_seen: float = field(default_factory=time.monotonic)
     gone: Gone | None = None
     counted_tracks: int = 0  # this session's share of the active-tracks gauge
+    generation: str = field(default_factory=new_generation)
+    # what the store holds, as far as this process knows: the next write's expectation
+    stored: Version = field(default_factory=lambda: Version("", ""))
+    unpersisted: bool = False  # committed frames the store does not hold (it was down)
+    reset_pending: bool = False  # the stored record was unusable: say so in the next result
 
     @property
     def num_tracks(self) -> int:
         return self.tracker.num_tracklets
+
+    @property
+    def version(self) -> Version:
+        """This session's ``(generation, last_index)``."""
+        return Version.of(self.generation, self.last_index)
 
     def to_record(self) -> StreamRecord:
         return StreamRecord(
@@ -82,14 +103,22 @@ class StreamSession:
             ids_issued=self.id_offset + self.tracker.next_id,
             results=list(self.results.items()),
             created_at=self.created_at,
+            generation=self.generation,
         )
 
     def load(self, record: StreamRecord) -> None:
         """Take over ``record``; ``ValueError`` (and nothing changed) if it is unusable."""
         if record.tracker not in TRACKERS:
             raise ValueError(f"unknown tracker {record.tracker!r} in stored state")
-        self.tracker = TRACKERS[record.tracker].from_bytes(record.state)
+        try:
+            self.tracker = TRACKERS[record.tracker].from_bytes(record.state)
+        except Exception as exc:  # whatever the bytes make the decoder raise
+            raise ValueError(f"tracker state does not load: {exc}") from exc
         self.tracker_name = record.tracker
+        # a record older than generations gets one with this session's next write
+        self.generation = record.generation or self.generation
+        self.stored = record.version
+        self.reset_pending = False
         self.last_index = record.last_index
         self.model_version = record.model_version
         self.id_offset = record.id_offset
@@ -126,7 +155,7 @@ def _result_json(
         "frame_index": index,
         "model_version": version,
         "replayed": False,
-        "stream_reset": reset,
+        "stream_reset": reset or session.reset_pending,
         "tracks": rows,
     }
     return json.dumps(result, separators=(",", ":")).encode()
@@ -156,6 +185,7 @@ class StreamManager:
         self.metrics = metrics
         self._sessions: dict[str, StreamSession] = {}
         self._inflight = 0
+        self.link = StoreLink(store, settings=settings, metrics=metrics)
 
     @property
     def num_streams(self) -> int:
@@ -188,6 +218,7 @@ class StreamManager:
     def _drop(self, session: StreamSession, why: Gone) -> None:
         """Forget a session in memory; requests holding it will not commit."""
         session.gone = why
+        self.link.forget(session)
         if self._sessions.get(session.stream_id) is session:
             del self._sessions[session.stream_id]
             self.metrics.active_streams.set(len(self._sessions))
@@ -202,8 +233,8 @@ class StreamManager:
             )
 
     async def _restore(self, stream_id: str) -> StreamSession:
-        record = await self.store.load(stream_id)
-        if record is None:
+        loaded = await self.link.load(stream_id)
+        if loaded is None:
             raise UnknownStream(
                 f"stream {stream_id!r} is not open (never opened, closed or expired)"
             )
@@ -212,17 +243,60 @@ class StreamManager:
             return current
         self._check_capacity()
         session = self._new_session(stream_id)
-        try:
-            session.load(record)
-        except ValueError as exc:
-            # Unreadable state: start the tracker afresh, ids continue above the old ones.
-            log.warning("stream %s: stored state unusable (%s); resetting it", stream_id, exc)
-            self.metrics.state_resets.labels(reason="corrupt_state").inc()
-            session.last_index = record.last_index
-            session.id_offset = record.ids_issued
-        else:
+        self.link.apply(session, loaded)
+        held = self._hold(session)
+        if held is session:
+            async with session.cond:
+                await self._after_take_over(session)
+        return held
+
+    async def _after_take_over(self, session: StreamSession) -> None:
+        """Count a restore, or write a reset (under the stream's lock)."""
+        self._count_tracks(session)
+        if not session.reset_pending:
             self.metrics.state_restores.inc()
-        return self._hold(session)
+        elif await self.link.persist(session) is SaveOutcome.CONFLICT:
+            self._drop(session, Gone.EVICTED)  # reset elsewhere meanwhile: reload next time
+
+    async def _take_over(self, session: StreamSession, loaded: Loaded | None) -> None:
+        """Replace a held session's state with the stored one (closed: drop it)."""
+        if loaded is None:
+            self._drop(session, Gone.CLOSED)
+            return
+        if session.unpersisted:
+            log.warning(
+                "stream %s: frames up to %s committed while the store was down were "
+                "overtaken by the stored state",
+                session.stream_id,
+                session.last_index,
+            )
+        self.link.apply(session, loaded)
+        await self._after_take_over(session)
+
+    async def _refresh(self, session: StreamSession) -> None:
+        """Bring a held session in line with the store, under its lock.
+
+        The store wins, except where it lost the record (written anew from memory) or
+        misses frames committed during an outage (written back). A closed stream's session
+        is dropped. While the store is unavailable the session stays as it is.
+        """
+        async with session.cond:
+            if session.gone is not None or not self.link.available:
+                return
+            try:
+                loaded = None if session.unpersisted else await self.link.load(session.stream_id)
+                if loaded is None:  # lost, closed, or frames to write back
+                    outcome = await self.link.persist(session)
+                    if outcome is SaveOutcome.CLOSED:
+                        self._drop(session, Gone.CLOSED)
+                    if outcome is not SaveOutcome.CONFLICT:
+                        return
+                    loaded = await self.link.load(session.stream_id)
+                if isinstance(loaded, StreamRecord) and loaded.version == session.stored:
+                    return  # in line (and its TTL refreshed)
+                await self._take_over(session, loaded)
+            except StoreUnavailable:
+                return  # served from memory meanwhile
 
     async def _session(self, stream_id: str) -> StreamSession:
         session = self._sessions.get(stream_id)
@@ -231,17 +305,30 @@ class StreamManager:
         session.last_seen = time.monotonic()
         return session
 
+    async def _consulted(self, stream_id: str) -> StreamSession | None:
+        """A held session after consulting the store; None if not held or found outdated."""
+        session = self._sessions.get(stream_id)
+        if session is None:
+            return None
+        await self._refresh(session)
+        if session.gone is Gone.EVICTED:
+            return None
+        session.last_seen = time.monotonic()
+        return session
+
     # ------------------------------------------------------------ open / close / info
     async def open(self, stream_id: str) -> tuple[StreamSession, bool]:
         """Open a stream (idempotent); returns the session and whether it was created."""
-        session = self._sessions.get(stream_id)
-        if session is not None:
-            return session, False
+        held = await self._consulted(stream_id)
+        if held is not None and held.gone is None:
+            return held, False
         self._check_capacity()
         fresh = self._new_session(stream_id)
-        created = await self.store.create(stream_id, fresh.to_record(), self.settings.stream_ttl_s)
+        ttl = self.settings.stream_ttl_s
+        created = await self.link.call(lambda: self.store.create(stream_id, fresh.to_record(), ttl))
         if not created:
             return await self._session(stream_id), False
+        fresh.stored = fresh.version
         held = self._hold(fresh)
         if held is fresh:
             self.metrics.streams_opened.inc()
@@ -249,7 +336,8 @@ class StreamManager:
 
     async def close(self, stream_id: str) -> None:
         """Close a stream and forget its state everywhere; ``UnknownStream`` if not open."""
-        existed = await self.store.delete(stream_id)
+        ttl = self.link.tombstone_ttl_s
+        existed = await self.link.call(lambda: self.store.delete(stream_id, ttl))
         session = self._sessions.get(stream_id)
         if session is not None:
             self._drop(session, Gone.CLOSED)
@@ -260,15 +348,18 @@ class StreamManager:
         self.metrics.streams_closed.inc()
 
     async def info(self, stream_id: str) -> StreamSession:
-        """The session of an open stream (restored from the store if needed)."""
-        return await self._session(stream_id)
+        """The session of an open stream, after consulting the store."""
+        session = await self._consulted(stream_id)
+        if session is not None and session.gone is Gone.CLOSED:
+            raise UnknownStream(f"stream {stream_id!r} is not open (closed)")
+        return session if session is not None else await self._session(stream_id)
 
-    # ------------------------------------------------------------ expiry
+    # ------------------------------------------------------------ expiry, store recovery
     def sweep(self, now: float | None = None) -> int:
         """Drop sessions idle for longer than the TTL from memory; returns how many.
 
         The store expires the same streams by itself (its key TTL is refreshed on every
-        write), so a stream idle for a TTL is gone everywhere.
+        write, PUT and GET), so a stream idle for a TTL is gone everywhere.
         """
         now = time.monotonic() if now is None else now
         ttl = self.settings.stream_ttl_s
@@ -278,11 +369,21 @@ class StreamManager:
         self.metrics.streams_expired.inc(len(idle))
         return len(idle)
 
+    async def write_back(self) -> None:
+        """Once the store answers, persist the streams that committed frames without it."""
+        if not await self.link.probe():
+            return
+        for session in list(self.link.unpersisted):
+            if not self.link.available:
+                return
+            await self._refresh(session)
+
     async def run_sweeper(self) -> None:
-        """Sweep every ``sweep_interval_s``, forever (a task of the app's lifespan)."""
+        """Sweep and write back every ``sweep_interval_s``, forever (a lifespan task)."""
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             self.sweep()
+            await self.write_back()
 
     # ------------------------------------------------------------ frames
     async def push(
@@ -348,7 +449,7 @@ class StreamManager:
             raise UnknownStream(f"stream {session.stream_id!r} was closed")
         if session.gone is Gone.EVICTED:
             raise StoreUnavailable(
-                f"state of stream {session.stream_id!r} was dropped after a store error; retry"
+                f"stream {session.stream_id!r} was reloaded meanwhile; retry the frame"
             )
 
     def _stored_or_refuse(self, session: StreamSession, index: int) -> bytes | None:
@@ -390,7 +491,6 @@ class StreamManager:
                 self.metrics.replays.inc()
                 return FrameOutcome(_replayed(stored), True, timings)
             start = time.perf_counter()
-            expected = session.last_index
             reset = session.model_version not in (None, inference.model_version)
             if session.model_version != inference.model_version:
                 # A new model version (or the stream's first frame): its contract says
@@ -415,7 +515,7 @@ class StreamManager:
                 del session.results[next(iter(session.results))]
             persist_start = time.perf_counter()
             timings["association"] = persist_start - start
-            outcome = await self._save(session, expected)
+            outcome = await self._save(session)
             timings["persistence"] = time.perf_counter() - persist_start
             if outcome is SaveOutcome.SAVED:
                 self.metrics.frames.inc()
@@ -429,35 +529,24 @@ class StreamManager:
             f"stream {session.stream_id!r} is being written by another replica; retry frame {index}"
         )
 
-    async def _save(self, session: StreamSession, expected: int | None) -> SaveOutcome:
-        try:
-            return await self.store.save(
-                session.stream_id, session.to_record(), expected, self.settings.stream_ttl_s
-            )
-        except StoreUnavailable:
-            # Memory is now ahead of the store: forget it, the store holds the truth.
-            self.metrics.store_errors.inc()
-            self._drop(session, Gone.EVICTED)
-            raise
+    async def _save(self, session: StreamSession) -> SaveOutcome:
+        """Persist a committed frame: SAVED also while the store is down (kept unpersisted)."""
+        outcome = await self.link.persist(session)
+        if outcome in (None, SaveOutcome.SAVED, SaveOutcome.RECREATED):
+            session.reset_pending = False
+            return SaveOutcome.SAVED
+        return outcome
 
-    async def _reload(self, session: StreamSession, outcome: SaveOutcome) -> None:
+    async def _reload(self, session: StreamSession, outcome: SaveOutcome | None) -> None:
         """Bring a session back to the stored state after a failed compare-and-set."""
-        record = None
-        if outcome is SaveOutcome.CONFLICT:
-            try:
-                record = await self.store.load(session.stream_id)
-            except StoreUnavailable:
-                self._drop(session, Gone.EVICTED)
-                raise
-        if record is None:  # closed or expired meanwhile
+        if outcome is SaveOutcome.CLOSED:
             self._drop(session, Gone.CLOSED)
-            raise UnknownStream(f"stream {session.stream_id!r} was closed or expired")
+            raise UnknownStream(f"stream {session.stream_id!r} was closed")
         try:
-            session.load(record)
-        except ValueError as exc:
-            self._drop(session, Gone.EVICTED)
-            raise StoreUnavailable(
-                f"stored state of stream {session.stream_id!r} is unusable: {exc}"
-            ) from exc
-        self.metrics.state_restores.inc()
-        self._count_tracks(session)
+            loaded = await self.link.load(session.stream_id)
+        except StoreUnavailable:
+            self._drop(session, Gone.EVICTED)  # memory holds a frame nobody committed
+            raise
+        await self._take_over(session, loaded)
+        if session.gone is Gone.CLOSED:
+            raise UnknownStream(f"stream {session.stream_id!r} was closed or expired")

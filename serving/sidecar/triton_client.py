@@ -55,7 +55,15 @@ OUTPUT_NAMES = tuple(spec.name for spec in contract.OUTPUTS)
 #: version Triton reports in responses changes.
 CONFIG_REFRESH_S = 5.0
 T = TypeVar("T")
-_UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED")
+#: gRPC codes seen while Triton restarts or reloads the model: connection refused or reset
+#: (UNAVAILABLE, CANCELLED), the model not loaded yet (NOT_FOUND), a call cut inside the
+#: server (INTERNAL). Retried, then answered 503 + Retry-After: the client retries the frame.
+_TRANSIENT = {
+    "StatusCode.UNAVAILABLE": "unavailable",
+    "StatusCode.NOT_FOUND": "unavailable",
+    "StatusCode.CANCELLED": "unavailable",
+    "StatusCode.INTERNAL": "internal",
+}
 
 
 @dataclass(frozen=True)
@@ -318,7 +326,12 @@ class TritonDetector:
         return Inference(detections, served.model_version, seconds, served, quality)
 
     async def _call(self, make_call: Callable[[], Awaitable[T]]) -> T:
-        """Await ``make_call()`` with bounded retries on UNAVAILABLE; map errors."""
+        """Await ``make_call()`` with bounded retries on transient errors; map errors.
+
+        Transient errors (:data:`_TRANSIENT`) end as ``TritonUnavailable`` (503), a deadline
+        as ``TritonTimeout`` (504), anything else as ``TritonBadResponse`` (502). Triton's
+        own message goes to the log, not into the answer.
+        """
         for attempt in range(self.retries + 1):
             try:
                 return await make_call()
@@ -327,16 +340,21 @@ class TritonDetector:
                 if status == "StatusCode.DEADLINE_EXCEEDED":
                     self.metrics.triton_errors.labels(kind="timeout").inc()
                     raise TritonTimeout(f"Triton did not answer within {self.timeout_s} s") from exc
-                if status in _UNAVAILABLE:
-                    self.metrics.triton_errors.labels(kind="unavailable").inc()
+                if status in _TRANSIENT:
+                    self.metrics.triton_errors.labels(kind=_TRANSIENT[status]).inc()
                     if attempt < self.retries:
                         await asyncio.sleep(self.backoff_s * 2**attempt)
                         continue
+                    log.warning("Triton at %s: %s %s", self.url, status, exc.message())
                     raise TritonUnavailable(
-                        f"Triton at {self.url} is unavailable: {exc.message()}"
+                        f"Triton is unavailable ({status.removeprefix('StatusCode.')}); "
+                        "retry the frame"
                     ) from exc
                 self.metrics.triton_errors.labels(kind="other").inc()
-                raise TritonBadResponse(f"Triton refused the request: {exc}") from exc
+                log.warning("Triton at %s refused a call: %s %s", self.url, status, exc.message())
+                raise TritonBadResponse(
+                    f"Triton refused the request ({status.removeprefix('StatusCode.')})"
+                ) from exc
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

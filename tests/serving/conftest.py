@@ -71,6 +71,13 @@ def other_repository(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
+def frame_files(tiny_workspace: Path) -> list[Path]:
+    """The JPEG files of the synthetic validation sequence (16 frames)."""
+    seq = next(p for p in sorted((tiny_workspace / "data" / "val").iterdir()) if p.is_dir())
+    return sorted((seq / "img1").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
 def triton(tiny_repository: Path, service_logs: Path) -> Iterator[Service]:
     """PyTriton serving the tiny export (gRPC, HTTP and metrics on free ports)."""
     require_triton_venv()

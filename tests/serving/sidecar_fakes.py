@@ -18,7 +18,7 @@ from qdtrack.structures import Detections
 from serving.sidecar.errors import SidecarError, StoreUnavailable
 from serving.sidecar.frames import resize_for_model
 from serving.sidecar.settings import Settings
-from serving.sidecar.state import MemoryStore, SaveOutcome, StreamRecord
+from serving.sidecar.state import MemoryStore, SaveOutcome, StreamRecord, Version
 from serving.sidecar.triton_client import Inference
 
 FRAME_W, FRAME_H = 64, 48
@@ -111,19 +111,19 @@ class FlakyStore(MemoryStore):
         self._check()
         return await super().create(stream_id, record, ttl_s)
 
-    async def load(self, stream_id: str) -> StreamRecord | None:
+    async def load(self, stream_id: str, ttl_s: float) -> StreamRecord | None:
         self._check()
-        return await super().load(stream_id)
+        return await super().load(stream_id, ttl_s)
 
     async def save(
-        self, stream_id: str, record: StreamRecord, expected_last_index: int | None, ttl_s: float
+        self, stream_id: str, record: StreamRecord, expected: Version, ttl_s: float
     ) -> SaveOutcome:
         self._check()
-        return await super().save(stream_id, record, expected_last_index, ttl_s)
+        return await super().save(stream_id, record, expected, ttl_s)
 
-    async def delete(self, stream_id: str) -> bool:
+    async def delete(self, stream_id: str, tombstone_ttl_s: float) -> bool:
         self._check()
-        return await super().delete(stream_id)
+        return await super().delete(stream_id, tombstone_ttl_s)
 
     async def ping(self) -> bool:
         return not self.down

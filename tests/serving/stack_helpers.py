@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
 from serving.launch import TRITON_VENV, Service, sidecar_env_for
@@ -67,3 +69,50 @@ def sidecar_env(repository: Path, **extra: object) -> dict[str, str]:
 def sidecar_url(service: Service) -> str:
     """Base URL of a sidecar service."""
     return f"http://127.0.0.1:{service.ports['http']}"
+
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def sidecar_metric(url: str, name: str, **labels: str) -> float:
+    """One sample of a sidecar process's ``/metrics`` (labels as written in the exposition)."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{want} not in {url}/metrics")
+
+
+def post_frame(client: httpx.Client, stream: str, index: int, frame: Path) -> httpx.Response:
+    """POST one JPEG file as frame ``index`` of ``stream``."""
+    return client.post(
+        f"/v1/streams/{stream}/frames/{index}", content=frame.read_bytes(), headers=JPEG
+    )
+
+
+def track_ids(result: dict) -> list[int]:
+    """The track ids of a frame result."""
+    return [t["track_id"] for t in result["tracks"]]
+
+
+def same_tracks(got: dict, want: dict) -> None:
+    """Two frame results hold the same tracks: ids, and boxes within 0.02 px."""
+    assert track_ids(got) == track_ids(want), (track_ids(got), track_ids(want))
+    for g, w in zip(got["tracks"], want["tracks"], strict=True):
+        np.testing.assert_allclose(g["box_xyxy"], w["box_xyxy"], atol=0.02)
+
+
+def uninterrupted_run(url: str, stream: str, frames: list[Path]) -> list[dict]:
+    """The results of ``frames`` pushed as indices 0, 1, ... through a fresh stream, closed after.
+
+    The reference a run with faults must equal: same model, same tracker, no interruption.
+    """
+    with httpx.Client(base_url=url) as client:
+        assert client.put(f"/v1/streams/{stream}").status_code == 201
+        results = []
+        for index, frame in enumerate(frames):
+            response = post_frame(client, stream, index, frame)
+            assert response.status_code == 200, response.text
+            results.append(response.json())
+        assert client.delete(f"/v1/streams/{stream}").status_code == 204
+    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 
@@ -9,10 +10,17 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from tritonclient.utils import InferenceServerException
 
 from serving.client import SidecarClient, SidecarError, encode_frame, tracks_from_result
 from serving.launch import prometheus_config
-from serving.sidecar.errors import BadFrame, PayloadTooLarge
+from serving.sidecar.errors import (
+    BadFrame,
+    PayloadTooLarge,
+    TritonBadResponse,
+    TritonTimeout,
+    TritonUnavailable,
+)
 from serving.sidecar.frames import (
     RAW,
     RawShape,
@@ -21,6 +29,7 @@ from serving.sidecar.frames import (
     png_size,
     resize_for_model,
 )
+from serving.sidecar.triton_client import TritonDetector
 
 
 @pytest.mark.parametrize("progressive", [False, True])
@@ -104,3 +113,45 @@ def test_prometheus_config_passes_promtool(tmp_path) -> None:
     path.write_text(prometheus_config({"qdtrack-sidecar": "127.0.0.1:8080"}, 0.5))
     run = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "attempts"),
+    [
+        ("StatusCode.UNAVAILABLE", TritonUnavailable, 3),
+        ("StatusCode.NOT_FOUND", TritonUnavailable, 3),  # model unloaded during a restart
+        ("StatusCode.INTERNAL", TritonUnavailable, 3),  # call cut inside a restarting server
+        ("StatusCode.DEADLINE_EXCEEDED", TritonTimeout, 1),
+        ("StatusCode.INVALID_ARGUMENT", TritonBadResponse, 1),
+    ],
+)
+def test_triton_errors_map_to_retryable_statuses(status: str, error: type, attempts: int) -> None:
+    detector = TritonDetector("127.0.0.1:1", retries=2, backoff_s=0.001)
+    calls = []
+
+    async def failing() -> None:
+        calls.append(1)
+        raise InferenceServerException("server-side text", status=status)
+
+    with pytest.raises(error) as info:
+        asyncio.run(detector._call(failing))
+    assert len(calls) == attempts
+    assert "server-side text" not in info.value.detail  # in the log, not in the answer
+    assert info.value.status in (503, 504, 502)
+
+
+@pytest.mark.parametrize(("width", "height"), [(400, 1), (1, 400), (4096, 1), (1, 1), (3, 7)])
+def test_resize_never_rounds_a_side_to_zero(width: int, height: int) -> None:
+    from qdtrack.resize import rescale_size, resize_frame
+
+    new_w, new_h, _ = rescale_size(width, height, (160, 160))
+    assert min(new_w, new_h) >= 1 and max(new_w, new_h) == 160
+    resized, factor = resize_frame(np.zeros((height, width, 3), np.uint8), (160, 160))
+    assert resized.shape == (new_h, new_w, 3) and np.all(factor > 0)
+
+
+def test_serve_says_how_to_require_a_token() -> None:
+    from serving.launch import auth_hint
+
+    assert "SIDECAR_AUTH_TOKEN=$(openssl rand -hex 24) make serve" in auth_hint({})
+    assert auth_hint({"SIDECAR_AUTH_TOKEN": "x" * 10}).startswith("auth: on")

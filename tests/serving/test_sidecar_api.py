@@ -191,20 +191,34 @@ def test_triton_failure_is_a_clear_error_and_leaves_state(
     assert ids(push(client, "s", 1)) == [0, 1, 2]  # the same index succeeds on retry
 
 
-def test_store_outage_is_a_clear_error_and_leaves_state(client: TestClient, store) -> None:
-    client.put("/v1/streams/s")
-    push(client, "s", 0)
-    store.down = True
-    response = push(client, "s", 1)
-    assert response.status_code == 503 and response.json()["error"] == "redis_unavailable"
-    assert response.headers["retry-after"] == "1"
-    assert push(client, "s", 1).status_code == 503  # evicted from memory, store still down
-    assert client.put("/v1/streams/other").status_code == 503
-    assert client.get("/readyz").status_code == 503
-    store.down = False
-    again = push(client, "s", 1)
-    assert again.status_code == 200 and ids(again) == [0, 1, 2]
-    assert metric(client, "qdtrack_sidecar_state_restores_total") == 1
+def test_store_outage_serves_held_streams_from_memory(detector, store) -> None:
+    app = create_app(
+        make_settings(sweep_interval_s=0.05, readiness_cache_s=0), detector=detector, store=store
+    )
+    with TestClient(app) as client:
+        client.put("/v1/streams/s")
+        push(client, "s", 0)
+        store.down = True
+        for index in (1, 2, 3):
+            response = push(client, "s", index)
+            assert response.status_code == 200 and ids(response) == [0, 1, 2]
+        assert metric(client, "qdtrack_sidecar_unpersisted_streams") == 1
+        assert metric(client, "qdtrack_sidecar_store_available") == 0
+        assert client.get("/v1/streams/s").json()["persisted"] is False
+        other = client.put("/v1/streams/other")  # not held here: needs the store
+        assert other.status_code == 503 and other.json()["error"] == "redis_unavailable"
+        assert other.headers["retry-after"] == "1"
+        ready = client.get("/readyz")  # the store is shared: this pod still serves
+        assert ready.status_code == 200 and ready.json()["store_ok"] is False
+        assert store.raw("s")[b"last_index"] == b"0"
+        store.down = False
+        deadline = time.monotonic() + 5
+        while metric(client, "qdtrack_sidecar_unpersisted_streams") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.raw("s")[b"last_index"] == b"3"  # written back by the sweeper
+        assert metric(client, "qdtrack_sidecar_store_available") == 1
+        assert client.get("/v1/streams/s").json()["persisted"] is True
+        assert ids(push(client, "s", 4)) == [0, 1, 2]
 
 
 def test_model_version_change_resets_the_stream(client: TestClient, detector) -> None:
@@ -417,3 +431,68 @@ def test_model_version_and_quality_gauges(detector, tmp_path) -> None:
         push(client, "s", 2)
         assert metric(client, "qdtrack_model_quality", metric="HOTA") == 50.5
         assert 'metric="IDF1"' not in client.get("/metrics").text  # not version 3's
+
+
+def test_a_bug_answers_500_without_its_text_and_logs_it_once(detector, caplog) -> None:
+    class Broken(FakeDetector):
+        async def detect(self, frame):
+            raise RuntimeError("secret internals /etc/passwd")
+
+    app = create_app(make_settings(), detector=Broken())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.put("/v1/streams/s")
+        response = push(client, "s", 0)
+        assert response.status_code == 500
+        body = response.json()
+        assert body["error"] == "internal" and "secret" not in response.text
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert metric(client, "qdtrack_sidecar_frames_rejected_total", reason="internal") == 1
+        assert push(client, "s", 0).status_code == 500  # the stream is untouched
+        assert client.get("/v1/streams/s").json()["last_frame_index"] is None
+    tracebacks = [r for r in caplog.records if r.exc_info and "secret" in str(r.exc_info[1])]
+    assert len(tracebacks) == 2  # one per failed request
+
+
+def test_a_record_the_store_lost_is_written_again_from_memory(detector, store) -> None:
+    with TestClient(create_app(make_settings(), detector=detector, store=store)) as client:
+        for stream in ("get", "put"):
+            client.put(f"/v1/streams/{stream}")
+            push(client, stream, 0)
+            store.forget(stream)  # Redis restarted empty, or evicted the key
+        assert client.get("/v1/streams/get").json()["last_frame_index"] == 0
+        assert client.put("/v1/streams/put").status_code == 200  # still open, not new
+        for stream in ("get", "put"):
+            assert store.raw(stream)[b"last_index"] == b"0"
+            assert ids(push(client, stream, 1)) == [0, 1, 2]
+        assert metric(client, "qdtrack_sidecar_records_recreated_total") == 2
+
+
+def test_a_stream_closed_through_another_replica_is_closed_here(detector, store) -> None:
+    settings = make_settings()
+    with (
+        TestClient(create_app(settings, detector=detector, store=store)) as a,
+        TestClient(create_app(settings, detector=detector, store=store)) as b,
+    ):
+        a.put("/v1/streams/s")
+        push(a, "s", 0)
+        first = a.get("/v1/streams/s").json()["generation"]
+        assert b.delete("/v1/streams/s").status_code == 204
+        assert push(a, "s", 1).status_code == 404  # a tombstone, not a resurrection
+        reopened = a.put("/v1/streams/s")
+        assert reopened.status_code == 201 and reopened.json()["generation"] != first
+        assert reopened.json()["last_frame_index"] is None
+
+
+def test_get_of_a_held_stream_resets_it_when_its_record_is_unreadable(detector, store) -> None:
+    with TestClient(create_app(make_settings(), detector=detector, store=store)) as client:
+        client.put("/v1/streams/s")
+        push(client, "s", 0)
+        before = client.get("/v1/streams/s").json()
+        store.raw("s")[b"meta"] = b"{broken"
+        after = client.get("/v1/streams/s").json()  # consults the store: resets, once
+        assert after["generation"] != before["generation"] and after["last_frame_index"] == 0
+        assert client.get("/v1/streams/s").json()["generation"] == after["generation"]
+        reset = push(client, "s", 1)
+        assert reset.json()["stream_reset"] is True and ids(reset) == [3, 4, 5]
+        assert push(client, "s", 2).json()["stream_reset"] is False
+        assert metric(client, "qdtrack_sidecar_state_resets_total", reason="corrupt_meta") == 1

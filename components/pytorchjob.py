@@ -10,9 +10,9 @@ workspace volume that holds the dataset and the checkpoints.
 :func:`launch` is what the pipeline's ``train-distributed`` step runs
 (``python -m components.pytorchjob launch ...``): it links the dataset folder (already on
 the workspace volume) into the job's folder, creates the job (or attaches to it when a job
-of that name already exists, so a retried step never starts a second training), waits with a deadline while
-logging every state change, prints the master's last log lines, and copies the
-checkpoint into the step's output artifact. The Training Operator must be installed
+of that name already exists, so a retried step never starts a second training), waits
+with a deadline while logging every state change, prints the master's last log lines,
+and copies the checkpoint into the step's output artifact. The Training Operator must be installed
 (it is not part of standalone KFP) and the pipeline's service account needs the RBAC
 in ``k8s/kubeflow/pytorchjob-rbac.yaml``.
 """

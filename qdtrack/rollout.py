@@ -64,7 +64,10 @@ class ReplicaOutcome:
     detail: str
 
     def line(self) -> str:
-        return f"{self.replica.name} ({self.replica.url}): {self.detail}"
+        where = self.replica.name
+        if where != self.replica.url:
+            where += f" ({self.replica.url})"
+        return f"{where}: {self.detail}"
 
 
 # ----------------------------------------------------------------------- discovery
@@ -262,10 +265,12 @@ def warmup_frame_hw(config: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def _error_text(response: httpx.Response) -> str:
+    """Triton's error message on one line (a python model's traceback included)."""
     try:
-        return str(response.json().get("error", response.text)).strip()[:500]
+        text = str(response.json().get("error", response.text))
     except (json.JSONDecodeError, AttributeError):
-        return response.text.strip()[:500]
+        text = response.text
+    return " ".join(text.split())[:500]
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,12 @@ bench-quality: setup  ## training-quality benchmarks (about 15 + 35 + 15 minutes
 	$(BIN)/python benchmarks/bench_pets09.py
 	$(BIN)/python benchmarks/bench_tao_synth.py
 
-# Publish the gated export into the local Triton model repository (params.yaml deploy block).
+# Publish the gated export into the local Triton model repository (params.yaml deploy block);
+# TRITON_URL=http://HOST:8000 also makes that Triton load it and checks it answers with it.
 deploy: setup  ## after `make run`: publish runs/export as the next model version (gate must have passed)
-	$(BIN)/qdtrack deploy --export runs/export --model-repository model_repository \
-		--metrics metrics/qdtrack.json --decision runs/gate/decision.json
+	$(BIN)/qdtrack deploy --config params.yaml --export runs/export \
+		--metrics metrics/qdtrack.json --decision runs/gate/decision.json \
+		$(if $(TRITON_URL),--triton-url $(TRITON_URL))
 
 clean:
 	rm -rf data runs metrics .pytest_cache .mypy_cache .ruff_cache

@@ -35,6 +35,8 @@ ONNX_ELEMENT_TYPES = {
     "INT64": onnx.TensorProto.INT64,
     "INT32": onnx.TensorProto.INT32,
 }
+
+
 def embedding_width(model: QDTrack) -> int:
     """Width D of the model's embeddings."""
     return int(model.track_head.embed_head.embed_channels)

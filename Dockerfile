@@ -2,8 +2,11 @@
 # training, `python -m components.pytorchjob launch`) in it. No git inside: the data step
 # runs DVC with core.no_scm (platform notes 7.3).
 #
-#   docker build -t REGISTRY/qdtrack:0.1.0-cuda13.0 --build-arg GIT_REVISION=$(git rev-parse HEAD) .
-#   docker build ... --build-arg WITH_TENSORRT=1 .    # for export_format=tensorrt
+#   make images                                   # docker, podman or buildah, whichever exists
+#   make images WITH_TENSORRT=1                   # for export_format=tensorrt
+#
+# TENSORRT_VERSION must be the TensorRT of the Triton release the serving pods run: its
+# default is versions.env's (a test checks they agree), and `make images` passes it.
 #
 # Push each tag once (an immutable tag, or use the digest): KFP caches on the image string.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu22.04

@@ -50,10 +50,12 @@ bench-quality: setup  ## training-quality benchmarks (about 15 + 35 + 15 minutes
 	$(BIN)/python benchmarks/bench_pets09.py
 	$(BIN)/python benchmarks/bench_tao_synth.py
 
-# Publish the gated export into the local Triton model repository (params.yaml deploy block).
+# Publish the gated export into the local Triton model repository (params.yaml deploy block);
+# TRITON_URL=http://HOST:8000 also makes that Triton load it and checks it answers with it.
 deploy: setup  ## after `make run`: publish runs/export as the next model version (gate must have passed)
-	$(BIN)/qdtrack deploy --export runs/export --model-repository model_repository \
-		--metrics metrics/qdtrack.json --decision runs/gate/decision.json
+	$(BIN)/qdtrack deploy --config params.yaml --export runs/export \
+		--metrics metrics/qdtrack.json --decision runs/gate/decision.json \
+		$(if $(TRITON_URL),--triton-url $(TRITON_URL))
 
 clean:
 	rm -rf data runs metrics .pytest_cache .mypy_cache .ruff_cache
@@ -124,3 +126,17 @@ k8s-render: setup-k8s  ## print the rendered manifests of OVERLAY (dev or gpu)
 
 k8s-validate: setup-k8s setup-serving  ## build + validate every overlay, CRD schemas, dashboards, alert-rule tests, live dashboard queries
 	$(BIN)/python -m pytest tests/k8s tests/monitoring -m "not gpu and not slow" -q
+
+# Container images: the pipeline image (Dockerfile, every Kubeflow step) and the sidecar image
+# (serving/Dockerfile), built by scripts/build_images.sh with docker, podman or buildah,
+# whichever works here (or IMAGE_BUILDER=...). versions.env pins the pipeline image's
+# TensorRT to the Triton release the serving pods run. Push each tag once: KFP's cache and
+# the manifests name images by tag.
+include versions.env
+PIPELINE_IMAGE ?= ghcr.io/qdtrack-ops/qdtrack:0.1.0-cuda13.0
+SIDECAR_IMAGE ?= registry.example.com/qdtrack/sidecar:0.1.0
+WITH_TENSORRT ?= 0
+.PHONY: images
+images:  ## build the pipeline and sidecar images (docker, podman or buildah; WITH_TENSORRT=1 adds TensorRT)
+	PIPELINE_IMAGE=$(PIPELINE_IMAGE) SIDECAR_IMAGE=$(SIDECAR_IMAGE) WITH_TENSORRT=$(WITH_TENSORRT) \
+		TENSORRT_VERSION=$(TENSORRT_VERSION) IMAGE_BUILDER=$(IMAGE_BUILDER) scripts/build_images.sh

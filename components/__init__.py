@@ -5,10 +5,11 @@ Every container component's command is ``qdtrack`` (the multi-node launcher's is
 script. Each calls the same subcommand as the matching ``dvc.yaml`` stage with
 ``--config CONFIG`` (a file in the image, or on the workspace volume) and ``--set
 OVERRIDES``, where OVERRIDES is the run's list parameter, passed as one JSON list (the
-CLI's ``--set`` takes that form too). Steps that read the dataset run with
-``qdtrack --link data/dataset=<artifact> ...``: the input artifacts appear at the paths the
-DVC stages use (``data/dataset``, ``data/converted``), so relative paths in the config
-and in ``val.json`` resolve the same way under ``dvc repro`` and in a pipeline pod.
+CLI's ``--set`` takes that form too). The data steps write onto the workspace volume and
+pass folder paths on (``components/data.py``); steps that read the data run with
+``qdtrack --link data/dataset=<folder> ...``, so the data appears at the paths the DVC
+stages use (``data/dataset``, ``data/converted``) and relative paths in the config and in
+``val.json`` resolve the same way under ``dvc repro`` and in a pipeline pod.
 
 The image is pinned: KFP's cache key contains the image reference *string*, so a mutable
 tag would let a rebuilt image reuse results computed by the old one
@@ -32,3 +33,6 @@ PROJECT_DIR = "/app"
 
 CLI = ["qdtrack"]
 """The command of every step but the multi-node launcher."""
+
+WORKSPACE_MOUNT = "/workspace"
+"""Where the pipeline mounts the workspace volume (data folders, training runs)."""

@@ -1,12 +1,18 @@
-"""Deploy: ``qdtrack deploy`` publishes the export as the next version and loads it.
+"""Deploy: ``qdtrack deploy`` publishes the export and makes every Triton replica serve it.
 
-The step mounts the Triton model-repository volume, copies the export into
-``<repository>/<deploy.model_name>/<N+1>/``, updates ``config.pbtxt`` and
-``champion.json`` (what the next run's gate compares with), then asks Triton
-(``--model-control-mode=explicit``) to load the model through
-``POST /v2/repository/models/<model>/load``; a refused load rolls the version back.
-``qdtrack deploy`` itself refuses unless the gate decision passed, so a blocked candidate
-is never published even if the step were reached.
+The step mounts the Triton model-repository volume and copies the export into
+``<repository>/<deploy.model_name>/<N>/`` (with ``config.pbtxt``). It then lists the pods
+behind the ``triton_service`` Service (its EndpointSlices; the deployer's Role in
+``k8s/base/deployer-rbac.yaml``), asks **each** pod to load the model through Triton's
+model-control API (``--http-restricted-api``: the key comes from a Secret, as
+``$TRITON_MODEL_CONTROL_KEY``), waits while it loads, and checks that each one answers an
+inference with version N. Only then is the version recorded as the champion
+(``champion.json``, what the next run's gate compares with). A refusal on any replica
+removes the version again and brings every replica back to the previous one.
+
+The pipeline labels this step's pod ``qdtrack.io/deployer=true``: the serving pods'
+NetworkPolicy admits Triton's HTTP port from that label only. ``qdtrack deploy`` itself
+refuses unless the gate decision passed, so a blocked candidate is never published.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
@@ -16,6 +22,11 @@ from kfp.dsl import Artifact, Input, Model
 from components import CLI, IMAGE
 from components.gate import MODEL_REPOSITORY_MOUNT
 
+DEPLOYER_LABEL = ("qdtrack.io/deployer", "true")
+"""The pod label the serving pods' NetworkPolicy admits to Triton's HTTP port."""
+MODEL_CONTROL_KEY = {"key": "TRITON_MODEL_CONTROL_KEY"}
+"""Secret key -> environment variable of the model-control key (``qdtrack.rollout``)."""
+
 
 @dsl.container_component
 def deploy(
@@ -24,14 +35,16 @@ def deploy(
     decision: Input[Artifact],
     config: str = "params.yaml",
     overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
-    triton_url: str = "",
+    triton_service: str = "",
     model_repository: str = MODEL_REPOSITORY_MOUNT,
+    timeout_s: int = 1800,
 ) -> dsl.ContainerSpec:
-    """``qdtrack deploy`` into the mounted model repository (and Triton's load call).
+    """``qdtrack deploy`` into the mounted model repository, then onto every replica.
 
     Args:
-        triton_url: Triton's HTTP endpoint, e.g. ``http://triton.qdtrack:8000``
-            ("" = publish only; a Triton in ``poll`` mode picks the version up itself).
+        triton_service: ``NAMESPACE/SERVICE`` of the serving pods' Triton Service, e.g.
+            ``qdtrack/triton`` ("" = publish only and record the champion at once).
+        timeout_s: how long each replica may take to load and answer (engine builds).
     """
     return dsl.ContainerSpec(
         image=IMAGE,
@@ -44,6 +57,7 @@ def deploy(
             "--export", exported.path,
             "--metrics", summary.path,
             "--decision", decision.path,
-            "--triton-url", triton_url,
+            "--triton-service", triton_service,
+            "--timeout", timeout_s,
         ],
     )  # fmt: skip

@@ -15,14 +15,14 @@ from typing import NamedTuple
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
+from kfp.dsl import Artifact, Input, Metrics, Output
 
 from components import CLI, IMAGE
 
 
 @dsl.container_component
 def evaluate(
-    converted: Input[Dataset],
+    converted: str,
     tracks: Input[Artifact],
     metrics: Output[Artifact],
     summary: Output[Artifact],
@@ -34,6 +34,7 @@ def evaluate(
     """TrackEval (or COCO box AP) on one results folder of ``tracks``.
 
     Args:
+        converted: the converted folder on the workspace volume (``val_gt/``).
         metrics: the full metrics JSON.
         summary: the headline numbers (flat JSON: HOTA, MOTA, IDF1, ... or TrackAP, ...).
         per_sequence: per-sequence (TAO: per-class) metrics as CSV.
@@ -46,7 +47,7 @@ def evaluate(
             "evaluate",
             "--config", config,
             "--set", overrides,
-            "--gt", dsl.ConcatPlaceholder([converted.path, "/val_gt"]),
+            "--gt", dsl.ConcatPlaceholder([converted, "/val_gt"]),
             "--results", dsl.ConcatPlaceholder([tracks.path, "/", results]),
             "--out", metrics.path,
             "--summary", summary.path,

@@ -8,11 +8,11 @@ memory-backed ``/dev/shm`` for the data loader workers and NCCL, and the shared
 workspace volume that holds the dataset and the checkpoints.
 
 :func:`launch` is what the pipeline's ``train-distributed`` step runs
-(``python -m components.pytorchjob launch ...``): it stages the dataset artifact on the
-workspace volume, creates the job (or attaches to it when a job of that name already
-exists, so a retried step never starts a second training), waits with a deadline while
-logging every state change, prints the master's last log lines, and copies the
-checkpoint into the step's output artifact. The Training Operator must be installed
+(``python -m components.pytorchjob launch ...``): it links the dataset folder (already on
+the workspace volume) into the job's folder, creates the job (or attaches to it when a job
+of that name already exists, so a retried step never starts a second training), waits
+with a deadline while logging every state change, prints the master's last log lines,
+and copies the checkpoint into the step's output artifact. The Training Operator must be installed
 (it is not part of standalone KFP) and the pipeline's service account needs the RBAC
 in ``k8s/kubeflow/pytorchjob-rbac.yaml``.
 """
@@ -348,10 +348,20 @@ def train_args(config: str, overrides: Sequence[str], device: str = "cuda") -> l
     return ["--config", config, *sets, "--out", "runs/train", "--device", device, "--resume"]
 
 
-def stage_dataset(dataset: Path, workdir: Path) -> None:
-    """Copy the dataset artifact to ``workdir/data/dataset`` on the shared volume."""
+def stage_dataset(dataset: Path, workdir: Path, workspace: Path) -> None:
+    """Make ``workdir/data/dataset`` the dataset, on the shared volume.
+
+    A dataset folder on the workspace volume (the pipeline's data steps write there) is
+    linked: every replica mounts the volume at the same path. Any other folder is copied.
+    """
     target = workdir / "data" / "dataset"
     target.parent.mkdir(parents=True, exist_ok=True)
+    if dataset.resolve().is_relative_to(workspace.resolve()):
+        if target.is_symlink():
+            target.unlink()
+        if not target.exists():
+            target.symlink_to(dataset.resolve(), target_is_directory=True)
+        return
     shutil.copytree(dataset, target, dirs_exist_ok=True, symlinks=True)
 
 
@@ -374,7 +384,7 @@ def launch(args: argparse.Namespace, api: CustomObjectsApi, core_api: Any = None
         active_deadline_s=args.timeout,
         labels={"app.kubernetes.io/name": "qdtrack", "app.kubernetes.io/component": "train"},
     )
-    stage_dataset(Path(args.dataset), workdir)
+    stage_dataset(Path(args.dataset), workdir, Path(args.workspace))
     create_or_attach(api, render_pytorchjob(settings))
     try:
         # A little longer than the operator's own deadline, so normally the operator
@@ -397,9 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m components.pytorchjob")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("launch", help="run qdtrack train as a PyTorchJob and wait for it")
-    p.add_argument("--dataset", required=True, help="dataset folder (data prepare output)")
+    p.add_argument(
+        "--dataset", required=True, help="dataset folder (data prepare's, on the workspace)"
+    )
     p.add_argument("--model", required=True, help="folder to copy last.pt and losses.csv to")
-    p.add_argument("--run-id", required=True, help="pipeline run id: names the job")
+    p.add_argument(
+        "--run-id", required=True, help="the pipeline task's id: names the job (same on retry)"
+    )
     p.add_argument("--config", default="params.yaml")
     p.add_argument(
         "--set",

@@ -2,15 +2,15 @@
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import Artifact, Input, Model, Output
 
 from components import CLI, IMAGE
 
 
 @dsl.container_component
 def track_val(
-    dataset: Input[Dataset],
-    converted: Input[Dataset],
+    dataset: str,
+    converted: str,
     model: Input[Model],
     tracks: Output[Artifact],
     config: str = "params.yaml",
@@ -22,6 +22,8 @@ def track_val(
     the checkpoint's.
 
     Args:
+        dataset: the dataset folder on the workspace volume.
+        converted: the converted folder on the workspace volume (``val.json``).
         tracks: ``results/``, ``iou_results/``, ``detections/``, a video per sequence and
             ``speed.json``.
     """
@@ -29,8 +31,8 @@ def track_val(
         image=IMAGE,
         command=CLI,
         args=[
-            "--link", dsl.ConcatPlaceholder(["data/dataset=", dataset.path]),
-            "--link", dsl.ConcatPlaceholder(["data/converted=", converted.path]),
+            "--link", dsl.ConcatPlaceholder(["data/dataset=", dataset]),
+            "--link", dsl.ConcatPlaceholder(["data/converted=", converted]),
             "track-val",
             "--config", config,
             "--set", overrides,

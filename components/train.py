@@ -2,38 +2,44 @@
 
 ``train`` runs ``qdtrack train --resume`` in a folder on the workspace volume named after
 the task (``{{$.pipeline_task_uuid}}``, the same for every retry of the task), where
-``data/dataset`` links to the dataset: a retried step (a preempted pod) finds
-``runs/train/last.pt`` there and resumes from its last finished epoch instead of
-starting over. The output artifact is a folder with ``last.pt`` and ``losses.csv``.
+``data/dataset`` links to the dataset folder on the same volume: a retried step (a
+preempted pod) finds ``runs/train/last.pt`` there and resumes from its last finished
+epoch instead of starting over. The output artifact is a folder with ``last.pt`` and
+``losses.csv``.
+
+Neither takes the run's id as an input (the task id is a placeholder of the command, not
+an input): with the same dataset path, config, overrides and image, KFP's cache serves the
+trained model of an earlier run instead of training again.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Model, Output
 
-from components import CLI, IMAGE
-
-WORKSPACE_MOUNT = "/workspace"
-"""Where the pipeline mounts the workspace PVC in the training steps."""
+from components import CLI, IMAGE, WORKSPACE_MOUNT
 
 
 @dsl.container_component
 def train(
-    dataset: Input[Dataset],
+    dataset: str,
     model: Output[Model],
     config: str = "params.yaml",
     overrides: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
     device: str = "cuda",
     workspace: str = WORKSPACE_MOUNT,
 ) -> dsl.ContainerSpec:
-    """``qdtrack train`` in this pod (one or more GPUs: set them on the task)."""
+    """``qdtrack train`` in this pod (one or more GPUs: set them on the task).
+
+    Args:
+        dataset: the dataset folder on the workspace volume (``prepare_data``).
+    """
     return dsl.ContainerSpec(
         image=IMAGE,
         command=CLI,
         args=[
             "--workdir",
             dsl.ConcatPlaceholder([workspace, "/qdtrack-train/", dsl.PIPELINE_TASK_ID_PLACEHOLDER]),
-            "--link", dsl.ConcatPlaceholder(["data/dataset=", dataset.path]),
+            "--link", dsl.ConcatPlaceholder(["data/dataset=", dataset]),
             "train",
             "--config", config,
             "--set", overrides,
@@ -47,9 +53,8 @@ def train(
 
 @dsl.container_component
 def train_distributed(
-    dataset: Input[Dataset],
+    dataset: str,
     model: Output[Model],
-    run_id: str,
     workspace_pvc: str,
     config: str = "params.yaml",
     overrides: list = [],  # noqa: B006
@@ -62,17 +67,17 @@ def train_distributed(
 ) -> dsl.ContainerSpec:
     """Launch ``qdtrack train`` as a PyTorchJob (``components/pytorchjob.py``) and wait.
 
-    This pod needs no GPU: it stages the dataset on the workspace volume, creates (or
-    re-attaches to) the job named after ``run_id``, follows it, and copies the
-    checkpoint into ``model``.
+    This pod needs no GPU: it links the dataset folder into the job's folder on the
+    workspace volume, creates (or re-attaches to) the job named after this task (the same
+    id for every retry), follows it, and copies the checkpoint into ``model``.
     """
     return dsl.ContainerSpec(
         image=IMAGE,
         command=["python", "-m", "components.pytorchjob", "launch"],
         args=[
-            "--dataset", dataset.path,
+            "--dataset", dataset,
             "--model", model.path,
-            "--run-id", run_id,
+            "--run-id", dsl.PIPELINE_TASK_ID_PLACEHOLDER,
             "--config", config,
             "--set", overrides,
             "--image", IMAGE,

@@ -165,7 +165,7 @@ def local_arguments(config: str, overrides: Sequence[str], root: Path) -> dict[s
         "overrides": list(overrides),
         "train_device": "cpu",
         "export_format": "onnx",
-        "triton_url": "",
+        "triton_service": "",
         "workspace": str(root / "workspace"),
         "model_repository": str(root / "model_repository"),
     }

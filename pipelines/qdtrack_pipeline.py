@@ -3,14 +3,17 @@
 Steps, each a component of ``components/`` running the project image's ``qdtrack`` CLI:
 
 1. ``prepare-data`` (optionally ``dvc pull`` first, remote credentials from a Secret) and
-   ``convert-data`` — the ``data`` and ``convert`` stages of ``dvc.yaml``;
+   ``convert-data`` — the ``data`` and ``convert`` stages of ``dvc.yaml``. They write onto
+   the workspace volume and pass folder paths on (no dataset artifacts are copied); every
+   step that reads the data mounts that volume;
 2. training: in one GPU pod (``train_backend="pod"``), or as a multi-node DDP
    ``PyTorchJob`` launched and followed by ``train-distributed``
    (``train_backend="pytorchjob"``: ``train_nodes`` pods x ``gpus_per_node`` GPUs);
 3. ``track-val`` on a GPU, ``evaluate`` (TrackEval), ``log-metrics`` (scalars + UI metrics);
 4. ``gate``: champion/challenger against ``champion.json`` on the model-repository volume;
 5. ``dsl.If(passed)``: ``export`` (ONNX, or TensorRT on the GPU) then ``deploy`` (a new
-   version directory in the Triton model repository + Triton's load call);
+   version directory in the Triton model repository, loaded and verified on every
+   replica, then recorded as the champion; a refusal rolls it back everywhere);
    ``dsl.Else``: ``report-not-deployed`` says why nothing was deployed.
 
 Every setting of the model, tracker, evaluation and gate comes from the run's ``config``
@@ -19,7 +22,11 @@ volume) and ``overrides`` (``["train.epochs=4"]``); the compiled YAML does not d
 on any params file, so it is compiled once (``make pipeline``; ``tests/pipelines`` fails
 when the committed file is stale) and a TAO configuration is evaluated with Track AP and
 gated on it without recompiling. Run parameters are only what depends on the cluster:
-volumes, Triton's URL, the training backend and the export format.
+volumes, Triton's Service, the training backend and the export format.
+
+The compiled YAML needs a Kubeflow Pipelines backend of at least
+:data:`pipelines.kfp_features.MINIMUM_BACKEND` (``tests/pipelines`` checks every feature
+it uses against that version).
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations when decorating.
@@ -31,13 +38,14 @@ from typing import Any
 
 from kfp import compiler, dsl, kubernetes
 
+from components import WORKSPACE_MOUNT
 from components.data import convert_data, prepare_data
-from components.deploy import deploy
+from components.deploy import DEPLOYER_LABEL, MODEL_CONTROL_KEY, deploy
 from components.evaluate import evaluate, log_metrics
 from components.export import export
 from components.gate import MODEL_REPOSITORY_MOUNT, gate, report_not_deployed
 from components.track import track_val
-from components.train import WORKSPACE_MOUNT, train, train_distributed
+from components.train import train, train_distributed
 
 PIPELINE_YAML = Path(__file__).with_suffix(".yaml")
 
@@ -57,6 +65,12 @@ def _on_gpu(task: dsl.PipelineTask, gpus: int = 1) -> dsl.PipelineTask:
     return task
 
 
+def _on_workspace(task: dsl.PipelineTask, workspace_pvc: Any) -> dsl.PipelineTask:
+    """Mount the workspace volume (data folders, training runs) where the steps expect it."""
+    kubernetes.mount_pvc(task, pvc_name=workspace_pvc, mount_path=WORKSPACE_MOUNT)
+    return task
+
+
 def _single_pod_training(dataset: Any, config: Any, overrides: Any, device: Any,
                          workspace: Any, workspace_pvc: Any) -> dsl.PipelineTask:  # fmt: skip
     task = train(
@@ -65,7 +79,7 @@ def _single_pod_training(dataset: Any, config: Any, overrides: Any, device: Any,
     _on_gpu(task).set_cpu_request("8").set_memory_request("32Gi").set_memory_limit("32Gi")
     # Preempted or failed pods resume from the last epoch on the workspace volume.
     task.set_retry(2, backoff_duration="60s")
-    kubernetes.mount_pvc(task, pvc_name=workspace_pvc, mount_path=WORKSPACE_MOUNT)
+    _on_workspace(task, workspace_pvc)
     # The data loader workers share batches through /dev/shm (64 MiB by default in a pod).
     kubernetes.empty_dir_mount(
         task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="8Gi"
@@ -90,7 +104,8 @@ def qdtrack_pipeline(
     train_nodes: int = 2,
     gpus_per_node: int = 1,
     export_format: str = "onnx-trt-fp16",
-    triton_url: str = "http://triton.qdtrack.svc.cluster.local:8000",
+    triton_service: str = "qdtrack/triton",
+    model_control_secret: str = "qdtrack-model-control",
     workspace: str = WORKSPACE_MOUNT,
     workspace_pvc: str = "qdtrack-workspace",
     model_repository: str = MODEL_REPOSITORY_MOUNT,
@@ -113,24 +128,38 @@ def qdtrack_pipeline(
         gpus_per_node: GPUs and training processes per PyTorchJob pod (``pytorchjob`` only).
         export_format: ``onnx``, ``onnx-trt-fp16`` (ONNX served through the TensorRT
             accelerator) or ``tensorrt`` (a plan built on this run's GPU).
-        triton_url: Triton HTTP endpoint for the load call ("" = publish only).
+        triton_service: ``NAMESPACE/SERVICE`` of the serving pods' Triton Service: every
+            pod behind it loads the new version ("" = publish only).
+        model_control_secret: Secret (in the pipeline's namespace) whose ``key`` is
+            Triton's model-control key (``--http-restricted-api`` of the serving pods).
         workspace: where the workspace volume is mounted (training runs and resume).
         workspace_pvc: ReadWriteMany PVC for training runs (checkpoints, resume, DDP data).
         model_repository: where the model-repository volume is mounted (gate, deploy).
         model_repository_pvc: PVC holding the Triton model repository.
     """
+    # The data folders stay on the workspace volume; these two always run (the folders
+    # must exist) and reuse what is there, so later steps get the same paths and caching.
     data = prepare_data(
-        config=config, overrides=overrides, dvc_targets=dvc_targets, dvc_remote=dvc_remote
-    )
+        workspace=workspace,
+        config=config,
+        overrides=overrides,
+        dvc_targets=dvc_targets,
+        dvc_remote=dvc_remote,
+    ).set_caching_options(False)
+    _on_workspace(data, workspace_pvc)
     kubernetes.use_secret_as_env(
         data, secret_name=dvc_secret, secret_key_to_env=DVC_SECRET_KEYS, optional=True
     )
-    converted = convert_data(dataset=data.outputs["dataset"], config=config, overrides=overrides)
+    dataset = data.outputs["dataset_path"]
+    converted_task = convert_data(
+        dataset=dataset, workspace=workspace, config=config, overrides=overrides
+    ).set_caching_options(False)
+    _on_workspace(converted_task, workspace_pvc)
+    converted = converted_task.outputs["converted_path"]
 
     with dsl.If(train_backend == "pytorchjob", name="multi-node-ddp"):
         ddp = train_distributed(
-            dataset=data.outputs["dataset"],
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            dataset=dataset,
             workspace_pvc=workspace_pvc,
             config=config,
             overrides=overrides,
@@ -139,38 +168,35 @@ def qdtrack_pipeline(
             gpus_per_node=gpus_per_node,
             timeout_s=TRAIN_TIMEOUT_S,
             workspace=workspace,
-        ).after(converted)
-        # Idempotent by job name (the run id); a cached result would skip the job's logs.
-        ddp.set_caching_options(False).set_display_name("train (PyTorchJob)")
-        kubernetes.mount_pvc(ddp, pvc_name=workspace_pvc, mount_path=WORKSPACE_MOUNT)
+        ).after(converted_task)
+        # Idempotent by job name (the task id, the same on a retry); cached like `train`.
+        _on_workspace(ddp.set_display_name("train (PyTorchJob)"), workspace_pvc)
     with dsl.Else(name="single-pod"):
         single = _single_pod_training(
-            data.outputs["dataset"], config, overrides, train_device, workspace, workspace_pvc
-        ).after(converted)
+            dataset, config, overrides, train_device, workspace, workspace_pvc
+        ).after(converted_task)
     model = dsl.OneOf(ddp.outputs["model"], single.outputs["model"])
 
     tracks = track_val(
-        dataset=data.outputs["dataset"],
-        converted=converted.outputs["converted"],
-        model=model,
-        config=config,
-        overrides=overrides,
+        dataset=dataset, converted=converted, model=model, config=config, overrides=overrides
     )
-    _on_gpu(tracks)
+    _on_workspace(_on_gpu(tracks), workspace_pvc)
     scored = evaluate(
-        converted=converted.outputs["converted"],
+        converted=converted,
         tracks=tracks.outputs["tracks"],
         results="results",
         config=config,
         overrides=overrides,
     ).set_display_name("evaluate (QDTrack)")
-    evaluate(
-        converted=converted.outputs["converted"],
+    _on_workspace(scored, workspace_pvc)
+    baseline = evaluate(
+        converted=converted,
         tracks=tracks.outputs["tracks"],
         results="iou_results",
         config=config,
         overrides=overrides,
     ).set_display_name("evaluate (IoU tracker, same detections)")
+    _on_workspace(baseline, workspace_pvc)
     log_metrics(summary=scored.outputs["summary"])
 
     # The champion changes outside KFP's view (each deploy rewrites it): never cache these.
@@ -193,11 +219,20 @@ def qdtrack_pipeline(
             decision=decision.outputs["decision"],
             config=config,
             overrides=overrides,
-            triton_url=triton_url,
+            triton_service=triton_service,
             model_repository=model_repository,
         ).set_caching_options(False)
         kubernetes.mount_pvc(
             published, pvc_name=model_repository_pvc, mount_path=MODEL_REPOSITORY_MOUNT
+        )
+        # The NetworkPolicy admits this label to Triton's HTTP port; the key opens its
+        # model-control API (optional: a publish-only run needs none).
+        kubernetes.add_pod_label(published, *DEPLOYER_LABEL)
+        kubernetes.use_secret_as_env(
+            published,
+            secret_name=model_control_secret,
+            secret_key_to_env=MODEL_CONTROL_KEY,
+            optional=True,
         )
     with dsl.Else(name="gate-failed"):
         report_not_deployed(decision=decision.outputs["decision"]).set_caching_options(False)

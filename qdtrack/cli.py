@@ -176,7 +176,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         help="pipeline step: synthesize the default data or check and link a dataset on disk",
     )
     _config_arguments(pr)
-    pr.add_argument("--out", required=True, help="dataset folder to write (replaced)")
+    _out_or_store(pr, "dataset folder to write (replaced)")
     pr.add_argument(
         "--dvc-pull",
         default="",
@@ -194,8 +194,23 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     )
     _config_arguments(cv)
     cv.add_argument("--data", required=True, help="dataset folder from `data prepare`")
-    cv.add_argument("--out", required=True, help="folder to write (replaced)")
+    _out_or_store(cv, "folder to write (replaced)")
     cv.set_defaults(handler="data convert")
+
+
+def _out_or_store(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """``--out DIR``, or ``--store DIR`` (+ ``--path-output FILE``) for a pipeline step."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help=out_help)
+    where.add_argument(
+        "--store",
+        metavar="DIR",
+        help="write into DIR/<fingerprint of the inputs> instead, reusing it when it exists "
+        "(the pipeline's workspace volume)",
+    )
+    parser.add_argument(
+        "--path-output", metavar="FILE", help="with --store: write the folder's path to FILE"
+    )
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -343,20 +358,38 @@ def _add_deploy(sub: argparse._SubParsersAction) -> None:
         "deploy",
         help="publish an export as the next version of a Triton model repository",
         description="Copy an export (qdtrack export) into the Triton model repository "
-        "deploy.model_repository as a new version of deploy.model_name, record it as the "
-        "champion, and optionally ask Triton to load it. Refuses unless the gate decision "
-        "passed.",
+        "deploy.model_repository as a new version of deploy.model_name, make every Triton "
+        "replica load it and check that each answers with it, then record it as the "
+        "champion; a refused load rolls it back on every replica. Refuses unless the gate "
+        "decision passed. The model-control key is read from $TRITON_MODEL_CONTROL_KEY.",
     )
     p.add_argument("--export", required=True, help="model repository written by qdtrack export")
     _config_arguments(p)
     p.add_argument("--metrics", required=True, help="the candidate's metrics (summary JSON)")
     p.add_argument("--decision", required=True, help="decision JSON from qdtrack gate")
-    p.add_argument(
-        "--triton-url",
-        default=None,
-        help="Triton HTTP URL for the model-control load call (empty: publish only)",
+    replicas = p.add_mutually_exclusive_group()
+    replicas.add_argument(
+        "--triton-service",
+        default="",
+        metavar="NAMESPACE/SERVICE",
+        help="make every replica behind this Triton Service load and serve the version "
+        "(found from its EndpointSlices; in a pod, with its service account); empty: "
+        "publish only",
     )
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds for the load call")
+    replicas.add_argument(
+        "--triton-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a Triton replica's HTTP URL (repeat for each replica) instead of a Service",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds each replica may take to load and answer with the version "
+        "(TensorRT engine builds take minutes; default %(default)s)",
+    )
     p.set_defaults(handler="deploy")
 
 

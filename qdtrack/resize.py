@@ -16,6 +16,12 @@ import numpy.typing as npt
 
 #: Reference test scale: the long side becomes 1088 (the short side 1088 is never binding).
 DEFAULT_IMG_SCALE: tuple[int, int] = (1088, 1088)
+#: A typical frame (1920x1080, MOT17): the size of the sample traced through the exported
+#: graph, of the warm-up frame, and the size TensorRT engines are tuned for.
+TYPICAL_FRAME_WH = (1920, 1080)
+#: The smallest side in a TensorRT shape profile: the network's padding unit
+#: (``qdtrack.model.preprocess.SIZE_DIVISOR``).
+MIN_PROFILE_SIDE = 32
 
 
 def rescale_size(
@@ -34,6 +40,32 @@ def rescale_size(
     long_edge, short_edge = max(img_scale), min(img_scale)
     scale = min(long_edge / max(height, width), short_edge / min(height, width))
     return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5)), scale
+
+
+def typical_input_hw(img_scale: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of a 1920x1080 frame after the reference resize to ``img_scale``."""
+    width, height, _ = rescale_size(*TYPICAL_FRAME_WH, img_scale)
+    return height, width
+
+
+def resized_hw_range(
+    img_scale: tuple[int, int],
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(min, typical, max) (h, w) of frames resized with ``img_scale``: a shape profile.
+
+    The keep-ratio resize makes the long side at most ``max(img_scale)`` whatever the
+    frame's orientation, so both h and w stay within ``max(img_scale)``; the short side can
+    be small for very wide frames, bounded here by the network's padding unit. A TensorRT
+    engine built for this range serves every frame the clients send without a rebuild.
+    """
+    long_side = max(img_scale)
+    if min(img_scale) < MIN_PROFILE_SIDE:
+        raise ValueError(f"img_scale {list(img_scale)}: sides below {MIN_PROFILE_SIDE}")
+    return (
+        (MIN_PROFILE_SIDE, MIN_PROFILE_SIDE),
+        typical_input_hw(img_scale),
+        (long_side, long_side),
+    )
 
 
 def resize_frame(

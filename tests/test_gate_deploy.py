@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from qdtrack.cli import main as cli_main
-from qdtrack.deploy import DeployRefusedError, publish_version, request_load, rollback
+from qdtrack.deploy import DeployRefusedError, publish_version, record_champion, rollback
 from qdtrack.gate import GateDecision, decide, read_champion
+from qdtrack.rollout import (
+    FALLBACK_FRAME_HW,
+    Replica,
+    load_state,
+    parse_service,
+    replicas_from_endpoint_slices,
+    warmup_frame_hw,
+)
 
 GOOD = {"HOTA": 50.0, "MOTA": 60.0, "IDF1": 55.0, "IDSW": 10}
 WORSE = {"HOTA": 48.0, "MOTA": 61.0, "IDF1": 55.0, "IDSW": 30}
@@ -137,50 +141,92 @@ def test_cli_gate_then_deploy_champion_challenger(
     assert cli_main([*deploy, str(worse), "--export", export2, "--decision", str(good)]) == 2
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    calls: ClassVar[list[str]] = []
-    status: ClassVar[int] = 200
-
-    def do_POST(self) -> None:
-        type(self).calls.append(self.path)
-        self.send_response(type(self).status)
-        self.end_headers()
-        self.wfile.write(b'{"error": "failed to load"}' if type(self).status != 200 else b"")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def model_control() -> Iterator[tuple[str, type[_Recorder]]]:
-    """A stand-in for Triton's model-control endpoint (the real load is tested in serving)."""
-    _Recorder.calls, _Recorder.status = [], 200
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", _Recorder
-    server.shutdown()
+def test_a_published_version_is_recorded_only_when_asked(tmp_path: Path) -> None:
+    """With replicas to verify, deploy records the champion after they serve it."""
+    repo = tmp_path / "repo"
+    passed = decide(GOOD, champion=None, gate=None, max_drop=None)
+    first = publish_version(_export(tmp_path / "e1", "one"), repo, metrics=GOOD, decision=passed)
+    second = publish_version(
+        _export(tmp_path / "e2", "two"), repo, metrics=WORSE, decision=passed, record=False
+    )
+    champion = read_champion(repo, "qdtrack")
+    assert champion is not None and champion["version"] == first.version == 1
+    record_champion(second)
+    champion = read_champion(repo, "qdtrack")
+    assert champion is not None and champion["version"] == 2 and champion["recorded_at"]
+    assert rollback(second) == 1  # the version Triton serves from the repository again
 
 
-def test_request_load_posts_to_model_control(model_control: tuple[str, type[_Recorder]]) -> None:
-    url, recorder = model_control
-    request_load(url, "qdtrack")
-    assert recorder.calls == ["/v2/repository/models/qdtrack/load"]
-    recorder.status = 400
-    with pytest.raises(RuntimeError, match="refused to load 'qdtrack' \\(400\\)"):
-        request_load(url, "qdtrack")
+def test_rollback_of_a_first_deploy_leaves_no_model(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    passed = decide(GOOD, champion=None, gate=None, max_drop=None)
+    first = publish_version(
+        _export(tmp_path / "e1", "one"), repo, metrics=GOOD, decision=passed, record=False
+    )
+    assert rollback(first) is None
+    assert list((repo / "qdtrack").iterdir()) == []
 
 
-def test_request_load_unreachable_is_bounded() -> None:
-    with pytest.raises(RuntimeError, match="unreachable after 2 tries"):
-        request_load("http://127.0.0.1:9", "qdtrack", timeout=1.0, retries=2)
+def test_replicas_come_from_the_endpoint_slices_of_the_service() -> None:
+    """Every pod that is not terminating, ready or not (a first install has none ready)."""
+    slices = [
+        {
+            "ports": [{"name": "metrics", "port": 8002}, {"name": "http", "port": 8000}],
+            "endpoints": [
+                {"addresses": ["10.0.0.7"], "conditions": {"ready": True},
+                 "targetRef": {"kind": "Pod", "name": "qdtrack-serving-b"}},
+                {"addresses": ["10.0.0.5"], "conditions": {"ready": False},
+                 "targetRef": {"kind": "Pod", "name": "qdtrack-serving-a"}},
+                {"addresses": ["10.0.0.9"], "conditions": {"terminating": True},
+                 "targetRef": {"kind": "Pod", "name": "qdtrack-serving-old"}},
+            ],
+        },
+        {"ports": [{"name": "http", "port": 8000}],
+         "endpoints": [{"addresses": ["10.0.0.7"], "targetRef": {"name": "qdtrack-serving-b"}},
+                       {"addresses": ["fd00::3"]}]},
+        {"ports": [{"name": "metrics", "port": 8002}],
+         "endpoints": [{"addresses": ["10.0.0.8"]}]},
+    ]  # fmt: skip
+    assert replicas_from_endpoint_slices(slices) == [
+        Replica("fd00::3", "http://[fd00::3]:8000"),
+        Replica("qdtrack-serving-a", "http://10.0.0.5:8000"),
+        Replica("qdtrack-serving-b", "http://10.0.0.7:8000"),
+    ]
+    assert replicas_from_endpoint_slices([]) == []
 
 
-def test_cli_deploy_rolls_back_when_triton_refuses(
-    tmp_path: Path, model_control: tuple[str, type[_Recorder]]
+@pytest.mark.parametrize(
+    ("entry", "before", "seen_loading", "expected"),
+    [
+        (None, None, False, "LOADING"),  # the load has not registered yet
+        (("LOADING", ""), None, True, "LOADING"),
+        (("READY", ""), ("UNAVAILABLE", "old"), False, "READY"),
+        (("UNAVAILABLE", "bad model"), None, False, "REFUSED"),
+        (("UNAVAILABLE", "bad model"), ("UNAVAILABLE", "bad model"), True, "REFUSED"),
+        # the entry of an earlier attempt at this version number, not this load's
+        (("UNAVAILABLE", "bad model"), ("UNAVAILABLE", "bad model"), False, "LOADING"),
+    ],
+)
+def test_a_pending_load_is_read_from_the_repository_index(
+    entry: tuple[str, str] | None,
+    before: tuple[str, str] | None,
+    seen_loading: bool,
+    expected: str,
 ) -> None:
-    url, recorder = model_control
-    recorder.status = 500
+    assert load_state(entry, before, seen_loading)[0] == expected
+
+
+def test_verification_frame_and_service_names() -> None:
+    config = {"model_warmup": [{"inputs": {"image": {"dims": ["608", "1088", "3"]}}}]}
+    assert warmup_frame_hw(config) == (608, 1088)
+    assert warmup_frame_hw({}) == FALLBACK_FRAME_HW
+    assert parse_service("qdtrack/triton") == ("qdtrack", "triton")
+    for bad in ("triton", "/triton", "a/b/c"):
+        with pytest.raises(ValueError, match="NAMESPACE/SERVICE"):
+            parse_service(bad)
+
+
+def test_deploy_to_an_unreachable_replica_publishes_nothing(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     good = _write(tmp_path / "good.json", GOOD)
     decision = _write(
@@ -188,8 +234,9 @@ def test_cli_deploy_rolls_back_when_triton_refuses(
     )
     args = ["deploy", "--set", f"deploy.model_repository={repo}", "--metrics", str(good),
             "--export", str(_export(tmp_path / "e", "x")), "--decision", str(decision),
-            "--triton-url", url]  # fmt: skip
+            "--triton-url", "http://127.0.0.1:9", "--timeout", "1"]  # fmt: skip
+    # nothing answers: the preflight passes (a pod may be starting), the rollout times
+    # out waiting for it to become live, and the version is rolled back
     assert cli_main(args) == 1
-    assert recorder.calls == ["/v2/repository/models/qdtrack/load"]
     assert read_champion(repo, "qdtrack") is None
     assert not (repo / "qdtrack" / "1").exists()

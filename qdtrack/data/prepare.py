@@ -33,7 +33,9 @@ from qdtrack.config import DataConfig, resolve_classes, stage_config
 from qdtrack.data.crowdhuman import read_odgt, to_training_boxes
 from qdtrack.data.mot import half_frames, list_sequences, load_sequence, write_half_split
 from qdtrack.data.sources import load_source
+from qdtrack.data.store import code_fingerprint, fingerprint, stored, tree_listing
 from qdtrack.io_utils import read_json, write_json
+from qdtrack.schema import to_plain
 
 _IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 
@@ -321,11 +323,37 @@ def dvc_pull(targets: str, remote: str = "") -> None:
             raise ValueError(f"dvc {' '.join(command)} failed: {message[-1] if message else ''}")
 
 
+def _write_path_output(path_output: str | None, folder: Path) -> None:
+    """The folder's path into ``--path-output`` (a KFP output parameter file)."""
+    if path_output:
+        Path(path_output).parent.mkdir(parents=True, exist_ok=True)
+        Path(path_output).write_text(str(folder), encoding="utf-8")
+
+
+def dataset_key(settings: DataConfig, dvc_targets: str = "") -> str:
+    """The store name of the dataset ``prepare`` makes from ``settings``.
+
+    Covers the data settings, the code that writes the dataset, and for a dataset on disk
+    its file listing and the ``.dvc`` files it was pulled with.
+    """
+    on_disk: list[Any] = []
+    if settings.source == "path" and Path(settings.path).is_dir():
+        on_disk = [tree_listing(Path(settings.path))]
+        on_disk += [Path(t).read_text() for t in dvc_targets.split() if Path(t).is_file()]
+    return "dataset-" + fingerprint(to_plain(settings), code_fingerprint(), on_disk)
+
+
 def main_prepare(args: argparse.Namespace) -> int:
     """``qdtrack data prepare``."""
     settings = stage_config(args.config, args.set).data
     if args.dvc_pull.strip():
         dvc_pull(args.dvc_pull, args.dvc_remote)
+    if args.store:
+        key = dataset_key(settings, args.dvc_pull)
+        folder, reused = stored(Path(args.store), key, lambda out: prepare_dataset(settings, out))
+        _write_path_output(args.path_output, folder)
+        sys.stdout.write(f"prepare: {'reused' if reused else 'wrote'} {folder}\n")
+        return 0
     manifest = prepare_dataset(settings, args.out)
     train = manifest.get("train") or [
         s for s in manifest.get("sequences", []) if s.get("split") == "train"
@@ -340,14 +368,26 @@ def main_convert(args: argparse.Namespace) -> int:
     """``qdtrack data convert``."""
     config = stage_config(args.config, args.set)
     settings = config.data
-    stats = convert_dataset(
-        args.data,
-        args.out,
-        val_split=settings.val_split,
-        train_sources=config.train.sources,
-        settings=settings,
-        class_names=resolve_classes(config.model).class_names(),
-    )
+    class_names = resolve_classes(config.model).class_names()
+
+    def convert(out: str | Path) -> dict[str, Any]:
+        return convert_dataset(
+            args.data,
+            out,
+            val_split=settings.val_split,
+            train_sources=config.train.sources,
+            settings=settings,
+            class_names=class_names,
+        )
+
+    if args.store:
+        inputs = [str(Path(args.data).resolve()), to_plain(settings), to_plain(config.train)]
+        key = "converted-" + fingerprint(inputs, class_names, code_fingerprint())
+        folder, reused = stored(Path(args.store), key, convert)
+        _write_path_output(args.path_output, folder)
+        sys.stdout.write(f"convert: {'reused' if reused else 'wrote'} {folder}\n")
+        return 0
+    stats = convert(args.out)
     for source in stats["train_sources"]:
         sys.stdout.write(
             f"convert: {source['kind']} {source['path']} ({source['subset'] or 'all'}): "

@@ -25,7 +25,7 @@ from qdtrack.export.contract import (
 )
 from qdtrack.export.graph import ExportableQDTrack
 from qdtrack.model.qdtrack import QDTrack
-from qdtrack.resize import rescale_size
+from qdtrack.resize import typical_input_hw as typical_input_hw  # the exporter's import
 
 OPSET = 17
 #: ONNX element type of each Triton data type of the contract.
@@ -35,14 +35,6 @@ ONNX_ELEMENT_TYPES = {
     "INT64": onnx.TensorProto.INT64,
     "INT32": onnx.TensorProto.INT32,
 }
-#: A typical frame (1920x1080, MOT17) sets the size of the sample traced through the graph.
-TYPICAL_FRAME_WH = (1920, 1080)
-
-
-def typical_input_hw(img_scale: tuple[int, int]) -> tuple[int, int]:
-    """(h, w) of a 1920x1080 frame after the reference resize to ``img_scale``."""
-    width, height, _ = rescale_size(*TYPICAL_FRAME_WH, img_scale)
-    return height, width
 
 
 def embedding_width(model: QDTrack) -> int:

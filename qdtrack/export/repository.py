@@ -342,6 +342,7 @@ def export_repository(
             model_version=metadata["model_version"],
             warmup_hw=typical_input_hw(img_scale),
             trt_fp16_cache_dir=f"{trt_cache_dir.rstrip('/')}/{model_name}" if trt_fp16 else None,
+            img_scale=img_scale,
             header=_header(metadata),
         )
         check_config(parse_config(config_text), onnx_io(onnx_path))

@@ -34,6 +34,7 @@ from qdtrack.export.serving_contract import (
     repository_quality,
 )
 from qdtrack.io_utils import atomic_write
+from qdtrack.resize import resized_hw_range
 
 #: ``qdtrack export --format`` -> Triton platform.
 PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
@@ -50,7 +51,24 @@ def _tensors(message: Any, specs: Sequence[TensorSpec]) -> None:
         tensor.dims.extend(spec.dims)
 
 
-def _trt_accelerator(config: model_config_pb2.ModelConfig, cache_dir: str) -> None:
+def trt_profile_shapes(img_scale: tuple[int, int]) -> dict[str, str]:
+    """ORT-TRT shape profile of the image input, from the model's resize rule.
+
+    Without one, ORT-TRT builds an engine for the first frame's exact shape and rebuilds
+    (seconds to minutes, at request time) whenever a frame of another aspect ratio comes.
+    The profile spans every (h, w) the resize can produce
+    (:func:`qdtrack.resize.resized_hw_range`), tuned for a resized full-HD frame.
+    """
+    shapes = dict(zip(("min", "opt", "max"), resized_hw_range(img_scale), strict=True))
+    return {
+        f"trt_profile_{kind}_shapes": f"{INPUTS[0].name}:{h}x{w}x3"
+        for kind, (h, w) in shapes.items()
+    }
+
+
+def _trt_accelerator(
+    config: model_config_pb2.ModelConfig, cache_dir: str, img_scale: tuple[int, int]
+) -> None:
     accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
     accelerator.name = "tensorrt"
     accelerator.parameters.update(
@@ -59,6 +77,10 @@ def _trt_accelerator(config: model_config_pb2.ModelConfig, cache_dir: str) -> No
             "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES),
             "trt_engine_cache_enable": "1",
             "trt_engine_cache_path": cache_dir,
+            # tactic timings survive too: a new model version builds its engines faster
+            "trt_timing_cache_enable": "1",
+            "trt_timing_cache_path": cache_dir,
+            **trt_profile_shapes(img_scale),
         }
     )
 
@@ -97,6 +119,7 @@ def build_config(
     model_version: str,
     warmup_hw: tuple[int, int] | None = None,
     trt_fp16_cache_dir: str | None = None,
+    img_scale: tuple[int, int] | None = None,
     parameters: Mapping[str, str] | None = None,
 ) -> model_config_pb2.ModelConfig:
     """Triton's ``ModelConfig`` of the exported network.
@@ -122,6 +145,8 @@ def build_config(
             there (ONNX models on ``KIND_GPU`` only). TensorRT runs the convolution trunks;
             NMS, NonZero and RoiAlign fall back to the CUDA EP. Put the cache on a
             persistent volume: engines are built on first use.
+        img_scale: the model's resize limits; with ``trt_fp16_cache_dir``, the TensorRT
+            shape profile spans every frame size they produce (required there).
         parameters: further string parameters (the serving contracts).
     """
     if platform not in PLATFORMS.values():
@@ -136,6 +161,8 @@ def build_config(
         platform != PLATFORMS["onnx"] or instance_kind != "KIND_GPU"
     ):
         raise ValueError("the TensorRT accelerator applies to an ONNX model on KIND_GPU")
+    if trt_fp16_cache_dir is not None and img_scale is None:
+        raise ValueError("the TensorRT accelerator needs img_scale for its shape profile")
     config = model_config_pb2.ModelConfig(
         name=name, platform=platform, max_batch_size=MAX_BATCH_SIZE
     )
@@ -145,8 +172,8 @@ def build_config(
     group.count = instance_count
     group.kind = model_config_pb2.ModelInstanceGroup.Kind.Value(instance_kind)
     set_parameters(config, {MODEL_VERSION_PARAMETER: model_version, **(parameters or {})})
-    if trt_fp16_cache_dir is not None:
-        _trt_accelerator(config, trt_fp16_cache_dir)
+    if trt_fp16_cache_dir is not None and img_scale is not None:
+        _trt_accelerator(config, trt_fp16_cache_dir, img_scale)
     if warmup_hw is not None:
         warmup = config.model_warmup.add(name="zero_frame", batch_size=1)
         frame = warmup.inputs[INPUTS[0].name]

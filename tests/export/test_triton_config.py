@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tritonclient.grpc import model_config_pb2
 
@@ -44,7 +46,12 @@ def test_exported_config_parses_and_matches_the_graph(exported: ExportResult) ->
 
 def test_trt_fp16_adds_the_tensorrt_accelerator() -> None:
     config = parse_config(
-        _render(instance_kind="KIND_GPU", instance_count=2, trt_fp16_cache_dir="/cache/qdtrack")
+        _render(
+            instance_kind="KIND_GPU",
+            instance_count=2,
+            trt_fp16_cache_dir="/cache/qdtrack",
+            img_scale=(1088, 1088),
+        )
     )
     assert [(g.kind, g.count) for g in config.instance_group] == [(KIND_GPU, 2)]
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
@@ -52,6 +59,34 @@ def test_trt_fp16_adds_the_tensorrt_accelerator() -> None:
     assert accelerator.parameters["precision_mode"] == "FP16"
     assert accelerator.parameters["trt_engine_cache_enable"] == "1"
     assert accelerator.parameters["trt_engine_cache_path"] == "/cache/qdtrack"
+    assert accelerator.parameters["trt_timing_cache_path"] == "/cache/qdtrack"
+
+
+@pytest.mark.parametrize("img_scale", [(1088, 1088), (1333, 800), (384, 384)])
+def test_trt_shape_profile_covers_every_resized_frame(img_scale: tuple[int, int]) -> None:
+    """Every frame the sidecar sends (the resize rule's output, any aspect ratio) lies in
+    the profile, so ORT-TRT never rebuilds an engine at request time."""
+    from qdtrack.model.preprocess import SIZE_DIVISOR
+    from qdtrack.resize import rescale_size, typical_input_hw
+
+    config = parse_config(
+        _render(instance_kind="KIND_GPU", trt_fp16_cache_dir="/c", img_scale=img_scale)
+    )
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+
+    def shape(kind: str) -> tuple[int, ...]:
+        name, dims = accelerator.parameters[f"trt_profile_{kind}_shapes"].split(":")
+        assert name == "image"
+        return tuple(int(d) for d in dims.split("x"))
+
+    low, opt, high = shape("min"), shape("opt"), shape("max")
+    assert low == (SIZE_DIVISOR, SIZE_DIVISOR, 3)
+    assert opt == (*typical_input_hw(img_scale), 3)
+    for width, height in [(1920, 1080), (1080, 1920), (640, 480), (4096, 2160), (768, 576),
+                          (320, 240), (2000, 300), (160, 1200)]:  # fmt: skip
+        w, h, _ = rescale_size(width, height, img_scale)
+        assert low[0] <= h <= high[0] and low[1] <= w <= high[1], (width, height)
+    assert high[0] == high[1] == max(img_scale)  # reached: a square or portrait frame
 
 
 def test_tensorrt_plan_config() -> None:
@@ -65,6 +100,7 @@ def test_tensorrt_plan_config() -> None:
     [
         ({"platform": "tensorrt_plan"}, "GPU instances only"),
         ({"trt_fp16_cache_dir": "/c"}, "KIND_GPU"),
+        ({"trt_fp16_cache_dir": "/c", "instance_kind": "KIND_GPU"}, "needs img_scale"),
         ({"instance_kind": "KIND_TPU"}, "KIND_CPU or KIND_GPU"),
         ({"instance_count": 0}, "at least 1"),
         ({"platform": "pytorch_libtorch"}, "platform must be"),
@@ -88,3 +124,20 @@ def test_check_config_names_the_mismatching_tensor(exported: ExportResult) -> No
 def test_parse_config_rejects_text_that_is_not_a_model_config() -> None:
     with pytest.raises(ValueError, match="does not parse"):
         parse_config('name: "x"\nmax_batch_sizes: 0\n')
+
+
+def test_an_ort_trt_export_profiles_its_own_resize_rule(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``qdtrack export --trt-fp16`` writes the profile of the checkpoint's img_scale."""
+    from qdtrack.export.repository import export_repository
+    from qdtrack.resize import resized_hw_range
+
+    result = export_repository(tiny_checkpoint, tmp_path, trt_fp16=True)
+    config = parse_config(result.config_path.read_text())
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    low, opt, high = resized_hw_range(tuple(result.metadata["img_scale"]))
+    assert accelerator.parameters["trt_profile_max_shapes"] == f"image:{high[0]}x{high[1]}x3"
+    assert accelerator.parameters["trt_profile_opt_shapes"] == f"image:{opt[0]}x{opt[1]}x3"
+    assert accelerator.parameters["trt_profile_min_shapes"] == f"image:{low[0]}x{low[1]}x3"
+    assert accelerator.parameters["trt_engine_cache_path"] == "/trt-cache/qdtrack"

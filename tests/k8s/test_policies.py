@@ -267,7 +267,11 @@ def test_stream_affinity_targets_the_sidecar_service(rendered: dict, overlay: st
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_deploy_step_may_restart_the_serving_deployment(rendered: dict, overlay: str) -> None:
+def test_deploy_step_may_list_the_triton_replicas_and_nothing_more(
+    rendered: dict, overlay: str
+) -> None:
+    """``qdtrack deploy --triton-service NS/triton`` reads the Service's EndpointSlices
+    (port ``http``) with the pipeline's account; it writes nothing in the cluster."""
     objects = rendered[overlay]
     role = one(objects, "Role", "qdtrack-deployer")
     binding = one(objects, "RoleBinding", "qdtrack-deployer")
@@ -275,15 +279,28 @@ def test_deploy_step_may_restart_the_serving_deployment(rendered: dict, overlay:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
     ]
-    deployments = next(r for r in role["rules"] if "deployments" in r["resources"])
-    assert "patch" in deployments["verbs"] and "delete" not in deployments["verbs"]
-    assert deployments["resourceNames"] == ["qdtrack-serving"]
-    assert one(objects, "Deployment", "qdtrack-serving")
-    for rule in role["rules"]:
-        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
-        assert "secrets" not in rule["resources"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    triton = one(objects, "Service", "triton")
+    assert "http" in {p["name"] for p in triton["spec"]["ports"]}
+    serving = one(objects, "Deployment", "qdtrack-serving")["spec"]["template"]["metadata"]
+    assert _selects(triton["spec"]["selector"], serving["labels"])
     serving_account = one(objects, "ServiceAccount", "qdtrack-serving")
     assert serving_account["automountServiceAccountToken"] is False
+
+
+def test_the_pipeline_default_triton_service_is_the_production_one(rendered: dict) -> None:
+    from pipelines.qdtrack_pipeline import qdtrack_pipeline
+
+    default = qdtrack_pipeline.component_spec.inputs["triton_service"].default
+    namespace, service = default.split("/")
+    triton = one(rendered["gpu"], "Service", service)
+    assert triton["metadata"]["namespace"] == namespace
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -328,7 +345,7 @@ def test_model_repository_claims_exist(rendered: dict) -> None:
         volumes = one(objects, "Deployment", "qdtrack-serving")["spec"]["template"]["spec"][
             "volumes"
         ]
-        (volume,) = [v for v in volumes if "persistentVolumeClaim" in v]
+        (volume,) = [v for v in volumes if v["name"] == "model-repository"]
         assert volume["persistentVolumeClaim"]["readOnly"] is True
         return str(volume["persistentVolumeClaim"]["claimName"])
 
@@ -343,3 +360,23 @@ def test_model_repository_claims_exist(rendered: dict) -> None:
     volume = one(rendered["gpu"], "PersistentVolume", gpu_claim["spec"]["volumeName"])
     assert volume["spec"]["claimRef"] == {"namespace": "qdtrack", "name": claim(rendered["gpu"])}
     assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+
+
+def test_gpu_engine_cache_persists_per_node(rendered: dict) -> None:
+    """ORT-TRT engines survive a pod restart: a shared claim, one folder per node (a node
+    has one GPU model; engines depend on it). dev (CPU) keeps a scratch folder."""
+    spec = one(rendered["gpu"], "Deployment", "qdtrack-serving")["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "trt-cache"]
+    claim = one(
+        rendered["gpu"], "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]
+    )
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert "emptyDir" not in volume
+    triton = _container(rendered["gpu"], "triton")
+    (mount,) = [m for m in triton["volumeMounts"] if m["name"] == "trt-cache"]
+    assert mount["mountPath"] == "/trt-cache" and mount["subPathExpr"] == "$(NODE_NAME)"
+    node = next(e for e in triton["env"] if e["name"] == "NODE_NAME")
+    assert node["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    from qdtrack.export.repository import DEFAULT_TRT_CACHE_DIR
+
+    assert mount["mountPath"] == DEFAULT_TRT_CACHE_DIR  # where exported configs point

@@ -27,7 +27,13 @@ REPO = Path(__file__).resolve().parents[2]
 _PLACEHOLDER = re.compile(
     r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\](?:\.(path|output_file))?\}\}"
 )
-_REQUIRED_VALUES = {"run_id": "3f2c5a1e-run", "workspace_pvc": "qdtrack-workspace"}
+DATASET = "/workspace/data/dataset-0123abcd"
+CONVERTED = "/workspace/data/converted-4567ef01"
+_REQUIRED_VALUES = {
+    "workspace_pvc": "qdtrack-workspace",
+    "dataset": DATASET,
+    "converted": CONVERTED,
+}
 # container step -> the qdtrack subcommand it runs (the dvc.yaml stage's, where there is one)
 STEPS = {
     "prepare-data": "data prepare",
@@ -113,10 +119,28 @@ def test_dataset_steps_see_the_dvc_layout(compiled: dict[str, Any]) -> None:
     """Relative paths of the config and of val.json resolve as under ``dvc repro``."""
     for step in ("convert-data", "track-val", "train"):
         args = build_parser().parse_args(argv_of(compiled, step)[1:])
-        assert "data/dataset=/inputs/dataset" in args.link, step
+        assert f"data/dataset={DATASET}" in args.link, step
     track = build_parser().parse_args(argv_of(compiled, "track-val")[1:])
-    assert "data/converted=/inputs/converted" in track.link
+    assert f"data/converted={CONVERTED}" in track.link
     assert track.manifest == "data/converted/val.json"
+    evaluate = build_parser().parse_args(argv_of(compiled, "evaluate")[1:])
+    assert evaluate.gt == f"{CONVERTED}/val_gt"
+
+
+def test_data_moves_by_reference_on_the_workspace(compiled: dict[str, Any]) -> None:
+    """The data steps write into the workspace volume and output paths, not artifacts;
+    the steps that read them take strings (nothing is copied by KFP)."""
+    for step, output in (("prepare-data", "dataset_path"), ("convert-data", "converted_path")):
+        args = build_parser().parse_args(argv_of(compiled, step, workspace="/ws")[1:])
+        assert args.store == "/ws/data" and args.out is None, step
+        assert args.path_output == f"/outputs/{output}", step
+        outputs = compiled["components"][f"comp-{step}"]["outputDefinitions"]
+        assert set(outputs) == {"parameters"}, f"{step} has output artifacts"
+    for step in ("train", "track-val", "evaluate", "convert-data", "train-distributed"):
+        inputs = compiled["components"][f"comp-{step}"]["inputDefinitions"]
+        artifacts = inputs.get("artifacts", {})
+        assert not {"dataset", "converted"} & set(artifacts), step
+        assert {"dataset", "converted"} & set(inputs["parameters"]), step
 
 
 def test_train_resumes_in_a_task_folder_and_stays_cacheable(compiled: dict[str, Any]) -> None:
@@ -147,7 +171,11 @@ def test_distributed_launcher_arguments_parse(compiled: dict[str, Any]) -> None:
     assert argv[:4] == ["python", "-m", "components.pytorchjob", "launch"]
     args = launcher_parser().parse_args(argv[3:])
     assert args.image == container["image"] and expand_overrides(args.set) == ["train.epochs=2"]
-    assert args.run_id == "3f2c5a1e-run" and args.workspace == "/workspace"
+    assert args.run_id == "task-1" and args.workspace == "/workspace"  # the task's own id
+    assert args.dataset == DATASET
+    # no run id among the inputs: a rerun with the same inputs hits KFP's cache
+    params = compiled["components"]["comp-train-distributed"]["inputDefinitions"]["parameters"]
+    assert "run_id" not in params
 
 
 @pytest.mark.integration

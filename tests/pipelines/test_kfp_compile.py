@@ -15,6 +15,7 @@ import yaml
 import components
 from pipelines import qdtrack_pipeline as cluster
 
+REPO = Path(__file__).resolve().parents[2]
 REGENERATE = "regenerate it with `make pipeline` (python -m pipelines.qdtrack_pipeline)"
 
 
@@ -138,10 +139,12 @@ def test_deploy_only_inside_the_passed_branch(spec: dict[str, Any]) -> None:
 
 
 def test_caching_is_off_where_results_depend_on_the_outside(spec: dict[str, Any]) -> None:
+    """The gate and deploy read and write the live model repository, and the data steps
+    must find their folders on the volume: they always run. Training is cached."""
     tasks = _all_tasks(spec)
-    for name in ("gate", "deploy", "train-distributed", "report-not-deployed"):
+    for name in ("gate", "deploy", "report-not-deployed", "prepare-data", "convert-data"):
         assert tasks[name]["cachingOptions"].get("enableCache", False) is False, name
-    for name in ("prepare-data", "convert-data", "train", "evaluate"):
+    for name in ("train", "train-distributed", "track-val", "evaluate"):
         assert tasks[name]["cachingOptions"]["enableCache"] is True, name
 
 
@@ -174,3 +177,30 @@ def test_settings_are_run_inputs_not_compiled_defaults(spec: dict[str, Any]) -> 
     }
     assert defaults["config"] == "params.yaml" and defaults["overrides"] == []
     assert not {"benchmark", "gate_criteria", "gate_max_drop", "model_name"} & set(defaults)
+
+
+def test_deploy_step_carries_the_deployer_label_and_the_model_control_key(
+    spec: dict[str, Any], platform: dict[str, Any]
+) -> None:
+    """The label the serving pods' NetworkPolicy admits, and the key their Triton's
+    ``--http-restricted-api`` expects, from the same Secret the Deployment reads."""
+    from qdtrack.rollout import MODEL_CONTROL_HEADER, MODEL_CONTROL_KEY_ENV
+
+    deploy = platform["exec-deploy"]
+    assert deploy["podMetadata"]["labels"] == {"qdtrack.io/deployer": "true"}
+    (secret,) = deploy["secretAsEnv"]
+    assert secret["keyToEnv"] == [{"envVar": MODEL_CONTROL_KEY_ENV, "secretKey": "key"}]
+    assert "model_control_secret" in secret["secretNameParameter"]["componentInputParameter"]
+    default = spec["root"]["inputDefinitions"]["parameters"]["model_control_secret"]
+    deployment = yaml.safe_load((REPO / "k8s" / "base" / "deployment.yaml").read_text())
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    triton = next(c for c in containers if c["name"] == "triton")
+    (key_env,) = [e for e in triton["env"] if e["name"] == "TRITON_MODEL_CONTROL_KEY"]
+    assert key_env["valueFrom"]["secretKeyRef"] == {
+        "name": default["defaultValue"],
+        "key": secret["keyToEnv"][0]["secretKey"],
+    }
+    restricted = [a for a in triton["args"] if a.startswith("--http-restricted-api=")]
+    assert restricted == [
+        f"--http-restricted-api=model-repository:{MODEL_CONTROL_HEADER}=$(TRITON_MODEL_CONTROL_KEY)"
+    ]

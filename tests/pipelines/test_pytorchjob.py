@@ -306,6 +306,22 @@ def test_launch_stages_data_runs_the_job_and_returns_the_checkpoint(tmp_path: Pa
     assert job["spec"]["runPolicy"]["activeDeadlineSeconds"] == 3600
 
 
+def test_a_dataset_on_the_workspace_is_linked_not_copied(tmp_path: Path) -> None:
+    """The pipeline's data steps leave the dataset on the workspace volume: the job's
+    folder links to it (every replica mounts the volume at the same path)."""
+    from components.pytorchjob import stage_dataset
+
+    workspace = tmp_path / "workspace"
+    dataset = workspace / "data" / "dataset-0123"
+    (dataset / "train").mkdir(parents=True)
+    workdir = workspace / "qdtrack-train-task"
+    stage_dataset(dataset, workdir, workspace)
+    staged = workdir / "data" / "dataset"
+    assert staged.is_symlink() and staged.resolve() == dataset.resolve()
+    stage_dataset(dataset, workdir, workspace)  # a retried step finds the link in place
+    assert staged.is_symlink() and (staged / "train").is_dir()
+
+
 # ----------------------------------------------------------------------------- RBAC, volumes
 
 

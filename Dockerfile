@@ -1,6 +1,6 @@
 # The project image: every Kubeflow pipeline step runs `qdtrack ...` (or, for multi-node
 # training, `python -m components.pytorchjob launch`) in it. No git inside: the data step
-# runs DVC with core.no_scm (platform notes 7.3).
+# runs DVC with core.no_scm (the image holds no git repository).
 #
 #   docker build -t REGISTRY/qdtrack:0.1.0-cuda13.0 --build-arg GIT_REVISION=$(git rev-parse HEAD) .
 #   docker build ... --build-arg WITH_TENSORRT=1 .    # for export_format=tensorrt

@@ -1,6 +1,6 @@
 """The Triton command line of the manifests, parsed by a real ``tritonserver``.
 
-PyTriton's bundled server (2.51.0, platform notes 8.1) takes the rendered flags of both
+PyTriton's bundled server (2.51.0) takes the rendered flags of both
 overlays against an empty model repository: every flag must be recognised, and the server
 must get as far as trying to load the ``qdtrack`` model (explicit model control).
 """

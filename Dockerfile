@@ -1,6 +1,6 @@
 # The project image: every Kubeflow pipeline step runs `qdtrack ...` (or, for multi-node
 # training, `python -m components.pytorchjob launch`) in it. No git inside: the data step
-# runs DVC with core.no_scm (platform notes 7.3).
+# runs DVC with core.no_scm (the image holds no git repository).
 #
 #   make images                                   # docker, podman or buildah, whichever exists
 #   make images WITH_TENSORRT=1                   # for export_format=tensorrt

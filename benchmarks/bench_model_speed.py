@@ -31,7 +31,7 @@ import torch
 from torchvision.ops import roi_align
 
 from qdtrack.config import ModelConfig, TrainConfig, load_config
-from qdtrack.data.pairs import TrainBatch
+from qdtrack.model.inputs import TrainBatch
 from qdtrack.model.preprocess import batch_images
 from qdtrack.model.qdtrack import build_qdtrack
 from qdtrack.model.roi_extractor import roi_align_cpu_training

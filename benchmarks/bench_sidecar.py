@@ -74,10 +74,10 @@ def tiny_repository(folder: Path) -> Path:
         return repository
     import torch
 
+    from qdtrack.checkpoint import checkpoint_state, save_checkpoint
     from qdtrack.config import load_config
     from qdtrack.export.repository import export_repository
     from qdtrack.model.qdtrack import build_qdtrack
-    from qdtrack.train import CHECKPOINT_FORMAT
 
     folder.mkdir(parents=True, exist_ok=True)
     config = load_config(REPO / "params.yaml", TINY_MODEL)
@@ -87,8 +87,7 @@ def tiny_repository(folder: Path) -> Path:
         model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, 1.0)
         model.track_head.embed_head.fc_embed.weight.normal_(0.0, 0.3)
     checkpoint = folder / "tiny.pt"
-    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": config.to_dict()}
-    torch.save(state, checkpoint)
+    save_checkpoint(checkpoint, checkpoint_state(model, config))
     export_repository(checkpoint, repository, force=True)
     return repository
 

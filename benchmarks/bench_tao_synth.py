@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _quality import machine, timed_training, write_report
 
+from qdtrack.checkpoint import model_from_checkpoint
 from qdtrack.config import load_config
 from qdtrack.data.prepare import convert_dataset
 from qdtrack.data.synth import SynthConfig, generate
-from qdtrack.evaluate_tao import evaluate_tao
+from qdtrack.evaluation.tao import evaluate_tao
+from qdtrack.inference.validation import track_tao_set
 from qdtrack.io_utils import read_json
-from qdtrack.track_tao import track_tao_set
-from qdtrack.train import model_from_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ("TrackAP", "TrackAP50", "TrackAP75", "BoxAP", "BoxAP50")

@@ -1,4 +1,4 @@
-"""perf_analyzer against the exported model served by PyTriton (platform notes 8.2).
+"""perf_analyzer against the exported model served by PyTriton.
 
 For each model (the tiny 160 px model with random weights that detect, and the trained
 CPU configuration that ``make run`` exports to ``runs/export``), PyTriton serves it and

@@ -41,7 +41,8 @@ from _quality import machine, write_report
 
 from qdtrack.config import QDTrackConfig, load_config
 from qdtrack.data.mot import load_sequence
-from qdtrack.evaluate import evaluate_mot, summary_metrics
+from qdtrack.evaluation.mot import evaluate_mot
+from qdtrack.evaluation.report import summary_metrics
 from qdtrack.structures import Detections, box_iou
 from qdtrack.trackers import QuasiDenseTracker, QuasiDenseTrackerSettings
 

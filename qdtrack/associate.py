@@ -1,13 +1,7 @@
 """``qdtrack associate``: re-track precomputed detections and embeddings.
 
-Input (``frames.json``)::
-
-    {"frames": [{"frame_id": 0, "bboxes": [[x1, y1, x2, y2], ...], "scores": [...],
-                 "labels": [...], "embeds": [[...], ...]}, ...]}
-
-Frame ids are 0-based and increase; a frame with id 0 starts a fresh tracker (so one file
-may hold several sequences back to back). ``labels`` default to 0; ``embeds`` are needed
-by the appearance trackers (``qdtrack``, ``tao``), not by ``iou``. Extra keys are ignored.
+Input: the per-frame detections file (``frames.json``, see
+:mod:`qdtrack.inference.detections_file`); a frame with id 0 starts a fresh tracker.
 
 Output (``tracks.json``)::
 
@@ -32,19 +26,12 @@ import numpy as np
 
 from qdtrack.config import stage_config
 from qdtrack.data.mot import MotTable, read_mot_txt, read_seqinfo, write_mot_results
+from qdtrack.inference.detections_file import Frame, parse_frames
 from qdtrack.io_utils import read_json, write_json
-from qdtrack.structures import Detections, Tracks
+from qdtrack.structures import Tracks
 from qdtrack.trackers import Tracker, build_tracker
 
 APPEARANCE_TRACKERS = ("qdtrack", "tao")
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One input frame: its 0-based id and its detections."""
-
-    frame_id: int
-    detections: Detections
 
 
 @dataclass(frozen=True)
@@ -64,64 +51,6 @@ class AssociationResult:
                 seen = set()
             seen.update(tracks.track_ids.tolist())
         return total + len(seen)
-
-
-def _parse_frame(raw: Any, where: str, need_embeds: bool) -> Frame:
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected an object, got {type(raw).__name__}")
-    if "frame_id" not in raw or isinstance(raw["frame_id"], bool):
-        raise ValueError(f"{where}: missing integer 'frame_id'")
-    try:
-        frame_id = int(raw["frame_id"])
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: 'frame_id' must be an integer") from None
-    if frame_id < 0 or frame_id != raw["frame_id"]:
-        raise ValueError(f"{where}: 'frame_id' must be a non-negative integer")
-    where = f"{where} (frame_id {frame_id})"
-    bboxes = raw.get("bboxes", [])
-    n = len(bboxes) if isinstance(bboxes, list) else -1
-    if n < 0:
-        raise ValueError(f"{where}: 'bboxes' must be a list of [x1, y1, x2, y2]")
-    scores = raw.get("scores")
-    if scores is None:
-        raise ValueError(f"{where}: missing 'scores'")
-    labels = raw.get("labels", [0] * n)
-    embeds = raw.get("embeds")
-    if need_embeds and embeds is None and n > 0:
-        raise ValueError(f"{where}: missing 'embeds' (the appearance trackers need them)")
-    try:
-        boxes = (
-            np.asarray(bboxes, dtype=np.float32).reshape(n, 4)
-            if n
-            else np.zeros((0, 4), np.float32)
-        )
-        emb = None
-        if embeds is not None:
-            emb = np.asarray(embeds, dtype=np.float32)
-            if n == 0 and emb.size == 0:
-                emb = None  # an empty frame carries no embedding size
-        det = Detections(boxes, scores, labels, emb)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    if (det.boxes_xyxy[:, 2:] < det.boxes_xyxy[:, :2]).any():
-        raise ValueError(f"{where}: a box has x2 < x1 or y2 < y1 (boxes are [x1, y1, x2, y2])")
-    return Frame(frame_id, det)
-
-
-def parse_frames(doc: Any, source: str, *, need_embeds: bool) -> list[Frame]:
-    """Validate a ``frames.json`` document; errors name ``source`` and the frame."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
-        raise ValueError(f"{source}: expected an object with a 'frames' list")
-    frames: list[Frame] = []
-    for i, raw in enumerate(doc["frames"]):
-        frame = _parse_frame(raw, f"{source}: frames[{i}]", need_embeds)
-        if frames and frame.frame_id != 0 and frame.frame_id <= frames[-1].frame_id:
-            raise ValueError(
-                f"{source}: frames[{i}]: frame_id {frame.frame_id} does not follow "
-                f"{frames[-1].frame_id} (ids increase; 0 starts a new sequence)"
-            )
-        frames.append(frame)
-    return frames
 
 
 def run_association(tracker: Tracker, frames: Iterable[Frame]) -> AssociationResult:

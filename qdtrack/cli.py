@@ -19,16 +19,16 @@ from pathlib import Path
 # ``qdtrack --help`` fast and avoids importing TrackEval for ``associate``).
 _HANDLERS = {
     "associate": "qdtrack.associate:main",
-    "evaluate": "qdtrack.evaluate:main",
+    "evaluate": "qdtrack.evaluation.stage:main",
     "data synth": "qdtrack.data.synth:main",
     "data det2frames": "qdtrack.associate:main_det2frames",
     "data from-video": "qdtrack.cli:_main_from_video",
     "data prepare": "qdtrack.data.prepare:main_prepare",
     "data convert": "qdtrack.data.prepare:main_convert",
-    "track-val": "qdtrack.track:main_val",
+    "track-val": "qdtrack.inference.commands:main_val",
     "convert-checkpoint": "qdtrack.convert:main",
     "train": "qdtrack.train:main",
-    "track": "qdtrack.track:main",
+    "track": "qdtrack.inference.commands:main",
     "export": "qdtrack.export.repository:main",
     "gate": "qdtrack.gate:main",
     "deploy": "qdtrack.deploy:main",
@@ -252,7 +252,9 @@ def _resolve_weights(args: argparse.Namespace) -> None:
     """Replace ``--weights`` / ``train --init`` specs by a local project checkpoint path."""
     if getattr(args, "weights", None) is None and getattr(args, "init", None) is None:
         return
-    from qdtrack.zoo import resolve_weights
+    # By name, as the handlers are: only the commands given --weights or --init load the zoo
+    # (and their DVC stages do not depend on it).
+    resolve_weights = importlib.import_module("qdtrack.zoo").resolve_weights
 
     if getattr(args, "weights", None) is not None:
         args.checkpoint = str(Path(resolve_weights(args.weights)).resolve())

@@ -44,8 +44,8 @@ import torch
 import torchvision
 from torch import Tensor
 
+from qdtrack.checkpoint import checkpoint_state, save_checkpoint
 from qdtrack.config import EvaluateConfig, ModelConfig, QDTrackConfig, TrainConfig
-from qdtrack.io_utils import atomic_write
 from qdtrack.model.embed_head import QuasiDenseEmbedHead
 from qdtrack.trackers import TAOTrackerSettings
 
@@ -531,10 +531,10 @@ def convert_checkpoint_file(
             "%s: no class names (no usable meta CLASSES); labels will be shown as class_<i>",
             source,
         )
-    checkpoint = {
-        "model": state,
-        "config": config,
-        "source": {
+    checkpoint = checkpoint_state(
+        state,
+        config,
+        source={
             "file": source.name,
             "sha256": sha256_file(source),
             "format": "mmdet-2.x" if detector_only else "mmtracking-0.x",
@@ -542,9 +542,8 @@ def convert_checkpoint_file(
             "num_batches_tracked": "kept" if keep_num_batches_tracked else "dropped",
             "classes": classes_from,
         },
-    }
-    with atomic_write(output, "wb") as handle:
-        torch.save(checkpoint, handle)
+    )
+    save_checkpoint(output, checkpoint)
     return checkpoint
 
 

@@ -15,17 +15,119 @@ deploy step requires, so nothing is published without a passed decision.
 from __future__ import annotations
 
 import argparse
+import operator
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qdtrack.config import stage_config
-from qdtrack.evaluate import check_gate
+from qdtrack.config import GateConfig, stage_config
+from qdtrack.evaluation.benchmarks import GATE_METRIC_NAMES
+from qdtrack.evaluation.mot import LOWER_IS_BETTER
 from qdtrack.io_utils import read_json, write_json
 
 CHAMPION_FILE = "champion.json"
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+
+_METRIC = r"[A-Za-z_][A-Za-z0-9_()]*"
+
+_GATE_RE = re.compile(rf"^\s*({_METRIC})\s*(>=|<=|==|>|<)\s*({_NUMBER})\s*$")
+
+_DROP_RE = re.compile(rf"^\s*({_METRIC})\s*=\s*({_NUMBER})\s*$")
+
+
+def _parse_items(text: str, pattern: re.Pattern[str], what: str) -> list[tuple[str, ...]]:
+    items = []
+    for part in text.split(","):
+        match = pattern.match(part)
+        if match is None:
+            raise ValueError(f"bad {what} criterion {part.strip()!r} in {text!r}")
+        if match.group(1) not in GATE_METRIC_NAMES:
+            raise ValueError(
+                f"unknown metric {match.group(1)!r} in {what} {text!r}; "
+                f"known: {', '.join(GATE_METRIC_NAMES)}"
+            )
+        items.append(match.groups())
+    return items
+
+
+def _metric_value(metrics: dict[str, Any], name: str, source: str) -> float:
+    value = metrics.get(name)
+    if not isinstance(value, int | float):
+        raise ValueError(f"metric {name} missing or not a number in the {source} metrics")
+    return float(value)
+
+
+def check_gate(
+    combined: dict[str, Any],
+    *,
+    gate: str | None = None,
+    baseline: dict[str, Any] | None = None,
+    max_drop: str | None = None,
+) -> list[str]:
+    """Check combined metrics against absolute bounds and against a baseline.
+
+    Args:
+        combined: the candidate's combined metrics (``evaluate_mot(...)["combined"]``).
+        gate: comma-separated ``METRIC OP VALUE`` with OP in ``>= > <= < ==``,
+            e.g. ``"HOTA>=55,IDSW<=100"``.
+        baseline: the baseline's combined metrics (required with ``max_drop``).
+        max_drop: comma-separated ``METRIC=DROP``: the candidate must reach
+            ``baseline - DROP`` (for lower-is-better counts such as IDSW/FP/FN/Frag: stay
+            within ``baseline + DROP``).
+
+    Returns:
+        One human-readable message per failed criterion; empty when everything passes.
+
+    Raises:
+        ValueError: bad syntax, an unknown metric, a negative drop, or ``baseline`` and
+            ``max_drop`` not given together.
+    """
+    failures: list[str] = []
+    if gate:
+        for name, op, bound_text in _parse_items(gate, _GATE_RE, "gate"):
+            value, bound = _metric_value(combined, name, "candidate"), float(bound_text)
+            if not _OPERATORS[op](value, bound):
+                failures.append(f"{name} = {value:g} fails {name} {op} {bound:g}")
+    if (baseline is None) != (max_drop is None):
+        raise ValueError("--baseline and --max-drop must be given together")
+    if baseline is not None and max_drop:
+        for name, drop_text in _parse_items(max_drop, _DROP_RE, "max-drop"):
+            drop = float(drop_text)
+            if drop < 0:
+                raise ValueError(f"max-drop for {name} must be >= 0, got {drop_text}")
+            value = _metric_value(combined, name, "candidate")
+            base = _metric_value(baseline, name, "baseline")
+            if name in LOWER_IS_BETTER:
+                if value > base + drop:
+                    failures.append(
+                        f"{name} = {value:g} exceeds baseline {base:g} + {drop:g} = {base + drop:g}"
+                    )
+            elif value < base - drop:
+                failures.append(
+                    f"{name} = {value:g} below baseline {base:g} - {drop:g} = {base - drop:g}"
+                )
+    return failures
+
+
+def check_gate_names(gate: GateConfig, names: tuple[str, ...], where: str) -> None:
+    """Raise ``ValueError`` unless the gate's criteria parse and use only ``names``."""
+    zeros = dict.fromkeys(names, 0.0)
+    try:
+        check_gate(zeros, gate=gate.criteria or None, baseline=zeros, max_drop=gate.max_drop or "")
+    except ValueError as exc:
+        raise ValueError(f"{where}: gate: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The reference test-time resize of a uint8 BGR frame (numpy + OpenCV, no torch).
 
 mmcv ``Resize(img_scale=(1088, 1088), keep_ratio=True)`` with cv2 bilinear on the uint8
-frame (spec/qdtrack.md a.7, checkpoint-keys.md items 2-3). The model's preprocessing
+frame (docs/reference-behaviour.md a.7; docs/checkpoint-keys.md items 2-3). The model's
+preprocessing
 (:mod:`qdtrack.model.preprocess`) and the clients of the exported network
 (:mod:`qdtrack.export.runtime`, the serving sidecar) share it, so a frame sent to Triton is
 resized exactly as :meth:`qdtrack.model.qdtrack.QDTrack.predict` resizes it; it lives outside

@@ -1,4 +1,4 @@
-"""``qdtrack train``: the training loop (spec a.8), single process or DDP via ``torchrun``.
+"""``qdtrack train``: the training loop (reference a.8), single process or DDP via ``torchrun``.
 
 Shaped like torchvision's detection reference: :func:`train_one_epoch` and :func:`main`.
 Checkpoints carry the model, optimizer, scaler, epoch and the whole config, so tracking,
@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,21 +29,23 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from qdtrack.checkpoint import (
+    checkpoint_state,
+    load_checkpoint,
+    load_initial_weights,
+    save_checkpoint,
+)
 from qdtrack.config import (
-    ModelConfig,
     QDTrackConfig,
     TrainConfig,
-    config_from_dict,
     resolve_classes,
     stage_config,
 )
 from qdtrack.data.pairs import PairDataset, collate_pairs
 from qdtrack.data.sources import load_source
-from qdtrack.io_utils import atomic_write
 from qdtrack.model.preprocess import NORMALIZATIONS, Normalization
-from qdtrack.model.qdtrack import QDTrack, build_qdtrack
+from qdtrack.model.qdtrack import build_qdtrack
 
-CHECKPOINT_FORMAT = "qdtrack-ops/1"
 LOSSES_CSV = "losses.csv"
 
 
@@ -77,7 +78,7 @@ def lr_factor(iteration: int, epoch: int, cfg: TrainConfig) -> float:
     """Multiplier of ``cfg.lr``: linear warm-up over the first iterations, then steps.
 
     The reference MOT17 config has no warm-up (``warmup_iters = 0``) and multiplies the
-    rate by ``lr_gamma`` at each epoch in ``lr_steps`` (spec a.8).
+    rate by ``lr_gamma`` at each epoch in ``lr_steps`` (reference a.8).
     """
     factor = cfg.lr_gamma ** sum(1 for step in cfg.lr_steps if epoch >= step)
     if cfg.warmup_iters > 0 and iteration < cfg.warmup_iters:
@@ -148,7 +149,7 @@ def reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(
+def save_training_checkpoint(
     path: Path,
     *,
     model: nn.Module,
@@ -158,69 +159,16 @@ def save_checkpoint(
     iteration: int,
     config: QDTrackConfig,
 ) -> None:
-    """Write a self-describing checkpoint atomically (``epoch`` = epochs completed)."""
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "model": _unwrap(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "epoch": epoch,
-        "iteration": iteration,
-        "config": config.to_dict(),
-    }
-    with atomic_write(path, "wb") as handle:
-        torch.save(state, handle)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a project checkpoint (trained here or converted from mmtracking)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint not found")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a foreign or broken file
-        raise ValueError(f"{p}: not a readable checkpoint: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{p}: not a qdtrack checkpoint (needs 'model' and 'config')")
-    return state
-
-
-def checkpoint_config(state: dict[str, Any], path: str | Path) -> QDTrackConfig:
-    """The configuration a checkpoint (from :func:`load_checkpoint`) was trained with."""
-    return config_from_dict(state["config"], f"{path}: config")
-
-
-def model_from_state(state: dict[str, Any], model_config: ModelConfig) -> QDTrack:
-    """Build the network for ``model_config`` and load a checkpoint's weights strictly."""
-    model = build_qdtrack(model_config)
-    model.load_state_dict(state["model"], strict=True)
-    return model
-
-
-def model_from_checkpoint(path: str | Path) -> tuple[QDTrack, QDTrackConfig]:
-    """Rebuild the network from a checkpoint's own config and load its weights strictly."""
-    state = load_checkpoint(path)
-    config = checkpoint_config(state, path)
-    return model_from_state(state, config.model), config
-
-
-def load_initial_weights(model: QDTrack, path: str | Path) -> None:
-    """Start from a checkpoint's weights: all of them, or a detector-only checkpoint.
-
-    A checkpoint without ``track_head.*`` keys (a detector trained elsewhere, e.g. the
-    reference's COCO-person Faster R-CNN) initialises the detector and leaves the track
-    head at its initialisation; any other mismatch is an error naming the keys.
-    """
-    state = load_checkpoint(path)
-    result = model.load_state_dict(state["model"], strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("track_head.")]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"{path}: weights do not fit this model: missing {missing[:10]} "
-            f"({len(missing)}), unexpected {result.unexpected_keys[:10]} "
-            f"({len(result.unexpected_keys)})"
-        )
+    """Write a resumable checkpoint atomically (``epoch`` = epochs completed)."""
+    state = checkpoint_state(
+        _unwrap(model),
+        config,
+        optimizer=optimizer.state_dict(),
+        scaler=scaler.state_dict(),
+        epoch=epoch,
+        iteration=iteration,
+    )
+    save_checkpoint(path, state)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -444,7 +392,7 @@ def run_training(
                 kept = f"; the last good checkpoint is {last}" if last.exists() else ""
                 raise NonFiniteLossError(f"{exc}{kept}. Lower train.lr or add warm-up.") from None
             if info.is_main:
-                save_checkpoint(
+                save_training_checkpoint(
                     last,
                     model=model,
                     optimizer=optimizer,

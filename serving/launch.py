@@ -4,8 +4,8 @@ Used by ``make serve`` (``python -m serving.launch``), the integration tests and
 benchmarks. Every service binds 127.0.0.1 on a port given or picked free, runs in its
 own process group and is waited for until it answers.
 
-PyTriton runs in the separate ``.venv-triton`` (numpy < 2, platform notes 2.5) with
-``LD_LIBRARY_PATH`` set to the interpreter's ``LIBDIR`` (platform notes 8.1).
+PyTriton runs in the separate ``.venv-triton`` (PyTriton pins numpy < 2) with
+``LD_LIBRARY_PATH`` set to the interpreter's ``LIBDIR`` (its tritonserver links against libpython).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def triton_python() -> Path:
 
 
 def triton_env() -> dict[str, str]:
-    """Environment for PyTriton: the interpreter's own libpython first (platform notes 8.1)."""
+    """Environment for PyTriton: the interpreter's own libpython first."""
     env = dict(os.environ)
     libdir = str(sysconfig.get_config_var("LIBDIR") or "")
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, env.get("LD_LIBRARY_PATH")) if p)

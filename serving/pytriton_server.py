@@ -1,7 +1,7 @@
 """Serve an exported model repository with PyTriton on CPU (runs in ``.venv-triton``).
 
 Production Triton runs ``REPO/qdtrack/<version>/model.onnx`` with its onnxruntime backend.
-The ``tritonserver`` that PyTriton ships has only the python backend (platform notes 8.1),
+The ``tritonserver`` that PyTriton ships has only the python backend,
 so here a python-backend model runs the same ONNX file with onnxruntime — under the name,
 tensors, ``max_batch_size``, instance count and ``qdtrack_model_version`` parameter read
 from the repository's own ``config.pbtxt``. Clients cannot tell the two apart.
@@ -10,7 +10,7 @@ from the repository's own ``config.pbtxt``. Clients cannot tell the two apart.
 
 This file runs in the Triton venv (numpy < 2, no torch, no qdtrack package): it imports
 only PyTriton, numpy, onnxruntime and tritonclient's protobufs. Start it through
-``serving.launch.start_pytriton``, which also sets ``LD_LIBRARY_PATH`` (platform notes 8.1).
+``serving.launch.start_pytriton``, which also sets ``LD_LIBRARY_PATH``.
 """
 
 from __future__ import annotations

@@ -98,24 +98,37 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield _checkout(tmp_path_factory.mktemp("dvc"), REPO_ROOT / "params.yaml", [TINY, unreachable])
 
 
-def test_gate_blocks_then_rerun_resumes_from_cached_stages(project: Path) -> None:
-    failed = _run(project, "dvc", "repro", check=False)
+@pytest.fixture(scope="module")
+def runs(project: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """The checkout's repro history, made once per module whatever test asks first:
+    blocked at the gate, re-run with a reachable gate, then once more (nothing to do)."""
+    blocked = _run(project, "dvc", "repro", check=False)
+    export_after_block = (project / "runs" / "export").exists()
+    _set_params(project, {"gate": {"criteria": "HOTA>=0"}})
+    rerun = _run(project, "dvc", "repro")
+    again = _run(project, "dvc", "repro")
+    return {
+        "blocked": blocked,
+        "rerun": rerun,
+        "again": again,
+        "export_after_block": export_after_block,  # type: ignore[dict-item]
+    }
+
+
+def test_gate_blocks_then_rerun_resumes_from_cached_stages(project: Path, runs: dict) -> None:
+    failed = runs["blocked"]
     assert failed.returncode != 0
     assert "gate: FAIL" in failed.stderr + failed.stdout
     assert "HOTA" in failed.stderr + failed.stdout and "fails HOTA >= 101" in failed.stderr
     assert (project / "metrics" / "qdtrack.json").is_file()
-    assert not (project / "runs" / "export").exists()
+    assert runs["export_after_block"] is False
 
-    _set_params(project, {"gate": {"criteria": "HOTA>=0"}})
-    rerun = _run(project, "dvc", "repro")
-    out = rerun.stdout
+    out = runs["rerun"].stdout
     for stage in ("data", "convert", "train", "track", "evaluate"):
         assert f"Running stage '{stage}'" not in out, out
     assert "Running stage 'gate'" in out and "Running stage 'export'" in out
     assert (project / "runs" / "export" / "qdtrack" / "config.pbtxt").is_file()
-
-    again = _run(project, "dvc", "repro")
-    assert "Data and pipelines are up to date." in again.stdout
+    assert "Data and pipelines are up to date." in runs["again"].stdout
 
     # The code a stage runs is one of its deps: touching the configuration module re-runs
     # training (the stage's deps are checked against its imports in test_dvc_deps.py).
@@ -131,9 +144,7 @@ def test_gate_blocks_then_rerun_resumes_from_cached_stages(project: Path) -> Non
     assert "Data and pipelines are up to date." in _run(project, "dvc", "repro").stdout
 
 
-def test_metrics_and_plots(project: Path) -> None:
-    if not (project / "dvc.lock").is_file():
-        pytest.skip("needs the repro of the previous test")
+def test_metrics_and_plots(project: Path, runs: dict) -> None:
     shown = _run(project, "dvc", "metrics", "show").stdout
     for name in ("HOTA", "MOTA", "IDF1"):
         assert name in shown
@@ -142,9 +153,7 @@ def test_metrics_and_plots(project: Path) -> None:
     assert "Training losses" in html and "HOTA per validation sequence" in html
 
 
-def test_experiment_and_remote_round_trip(project: Path, tmp_path: Path) -> None:
-    if not (project / "dvc.lock").is_file():
-        pytest.skip("needs the repro of the previous test")
+def test_experiment_and_remote_round_trip(project: Path, runs: dict, tmp_path: Path) -> None:
     _run(project, "git", "add", "-A")
     _run(project, "git", "commit", "-q", "-m", "repro")
     exp = _run(project, "dvc", "exp", "run", "-S", "train.lr=0.02")
@@ -196,10 +205,18 @@ def tao_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield _checkout(tmp_path_factory.mktemp("dvc_tao"), config, [TINY_TAO, gate])
 
 
-def test_tao_configuration_runs_end_to_end(tao_project: Path) -> None:
+@pytest.fixture(scope="module")
+def tao_run(tao_project: Path) -> subprocess.CompletedProcess[str]:
+    """``dvc repro`` of the TAO checkout, once per module."""
+    return _run(tao_project, "dvc", "repro")
+
+
+def test_tao_configuration_runs_end_to_end(
+    tao_project: Path, tao_run: subprocess.CompletedProcess[str]
+) -> None:
     params = yaml.safe_load((tao_project / "params.yaml").read_text())
     assert params["tracker"]["type"] == "tao" and params["evaluate"]["benchmark"] == "TAO"
-    done = _run(tao_project, "dvc", "repro")
+    done = tao_run
     for stage in ("data", "convert", "train", "track", "evaluate", "gate", "export"):
         assert f"Running stage '{stage}'" in done.stdout, done.stdout
 
@@ -238,9 +255,9 @@ def test_tao_configuration_runs_end_to_end(tao_project: Path) -> None:
     assert "Track AP per class" in html
 
 
-def test_tao_gate_blocks_on_track_ap(tao_project: Path) -> None:
-    if not (tao_project / "dvc.lock").is_file():
-        pytest.skip("needs the repro of the previous test")
+def test_tao_gate_blocks_on_track_ap(
+    tao_project: Path, tao_run: subprocess.CompletedProcess[str]
+) -> None:
     _set_params(tao_project, {"gate": {"criteria": "TrackAP>=101"}})
     failed = _run(tao_project, "dvc", "repro", check=False)
     assert failed.returncode != 0

@@ -12,7 +12,8 @@ import pytest
 from gate_helpers import run_gate
 
 from qdtrack.cli import main as cli_main
-from qdtrack.evaluate import METRIC_NAMES, check_gate, evaluate_mot, half_val_frames
+from qdtrack.evaluation.mot import METRIC_NAMES, evaluate_mot, half_val_frames
+from qdtrack.gate import check_gate
 
 SMALL_SEQS = ("MOT17-05-FRCNN", "MOT17-09-FRCNN")
 REQUIRED_KEYS = {

@@ -17,8 +17,9 @@ import pytest
 from gate_helpers import run_gate
 
 from qdtrack.cli import main as cli_main
-from qdtrack.evaluate import check_gate
-from qdtrack.evaluate_tao import evaluate_box_ap, evaluate_tao
+from qdtrack.evaluation.coco import evaluate_box_ap
+from qdtrack.evaluation.tao import evaluate_tao
+from qdtrack.gate import check_gate
 
 PERSON, CAR, DOG = 1, 2, 3
 CATEGORIES = [

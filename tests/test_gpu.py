@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from qdtrack.checkpoint import model_from_checkpoint
 from qdtrack.config import load_config
-from qdtrack.train import model_from_checkpoint, run_training
+from qdtrack.train import run_training
 
 pytestmark = [
     pytest.mark.gpu,

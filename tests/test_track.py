@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from qdtrack.checkpoint import model_from_checkpoint
 from qdtrack.cli import main as cli
 from qdtrack.config import load_config
 from qdtrack.data.mot import read_mot_txt
 from qdtrack.render import draw_tracks, track_colour
 from qdtrack.structures import Tracks
 from qdtrack.trackers import tracker_block
-from qdtrack.train import model_from_checkpoint, run_training
+from qdtrack.train import run_training
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 An ``.odgt`` file holds one JSON object per line, ``{"ID": ..., "gtboxes": [...]}``; each
 gtbox has a ``tag`` (``"person"`` or ``"mask"``), ``fbox`` / ``vbox`` / ``hbox`` as
 ``[x, y, w, h]``, ``extra`` (``box_id``, ``ignore``, ...) and ``head_attr``. Format
-details: ``spec/data-formats.md`` §6.
+details: docs/reference-behaviour.md (data formats).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Key / reference frame pairs for QDTrack training (spec/qdtrack.md a.7, a.9, h.1, h.2).
+"""Key / reference frame pairs for QDTrack training (reference a.7, a.9, h.1, h.2).
+
+Sections: docs/reference-behaviour.md.
 
 A :class:`PairDataset` concatenates *sources* (:mod:`qdtrack.data.sources`: MOT sequences,
 CrowdHuman, COCO / LVIS stills, TAO videos), like mmtracking's ``ConcatDataset``. In a
@@ -57,11 +59,12 @@ from qdtrack.data.transforms import (
     augment_pair,
     augment_pair_multiscale,
 )
-from qdtrack.model.preprocess import NORMALIZATIONS, ImageBatch, Normalization, batch_images
+from qdtrack.model.inputs import PairOrigin, TrainBatch
+from qdtrack.model.preprocess import NORMALIZATIONS, Normalization, batch_images
 from qdtrack.model.sampling import UNMATCHED, match_instances
 from qdtrack.structures import FloatArray, IntArray
 
-#: ``"mot"``: the MOT17 pipeline (spec a.7); ``"lvis"``: the TAO / LVIS pipeline.
+#: ``"mot"``: the MOT17 pipeline (reference a.7); ``"lvis"``: the TAO / LVIS pipeline.
 Augment = Literal["mot", "lvis"]
 AUGMENT_MODES: tuple[str, ...] = ("mot", "lvis")
 
@@ -109,18 +112,6 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PairOrigin:
-    """Where a pair comes from."""
-
-    source: str
-    video: str
-    key_frame: int
-    ref_frame: int
-    key_image_path: Path
-    ref_image_path: Path
-
-
-@dataclass(frozen=True)
 class TrainPair:
     """One augmented training pair (numpy; :func:`collate_pairs` makes tensors).
 
@@ -158,57 +149,6 @@ class TrainPair:
     ref_original_size: tuple[int, int]
     flipped: bool
     origin: PairOrigin
-
-
-@dataclass(frozen=True)
-class TrainBatch:
-    """A collated batch of pairs.
-
-    Attributes:
-        key_images: normalised, padded key images (``ImageBatch``; H, W multiples of 32).
-        ref_images: normalised, padded reference images.
-        key_boxes_xyxy: per image (N_i, 4) float32 gt boxes.
-        key_labels: per image (N_i,) int64.
-        key_instance_ids: per image (N_i,) int64.
-        ref_boxes_xyxy: per image (M_i, 4) float32.
-        ref_labels: per image (M_i,) int64.
-        ref_instance_ids: per image (M_i,) int64.
-        gt_match_indices: per image (N_i,) int64 ref index or -1.
-        origins: per pair, where it comes from.
-    """
-
-    key_images: ImageBatch
-    ref_images: ImageBatch
-    key_boxes_xyxy: list[Tensor]
-    key_labels: list[Tensor]
-    key_instance_ids: list[Tensor]
-    ref_boxes_xyxy: list[Tensor]
-    ref_labels: list[Tensor]
-    ref_instance_ids: list[Tensor]
-    gt_match_indices: list[Tensor]
-    origins: list[PairOrigin]
-
-    def __len__(self) -> int:
-        return len(self.origins)
-
-    def to(self, device: torch.device | str) -> TrainBatch:
-        """The same batch with every tensor on ``device``."""
-
-        def move(tensors: list[Tensor]) -> list[Tensor]:
-            return [t.to(device) for t in tensors]
-
-        return TrainBatch(
-            key_images=self.key_images.to(device),
-            ref_images=self.ref_images.to(device),
-            key_boxes_xyxy=move(self.key_boxes_xyxy),
-            key_labels=move(self.key_labels),
-            key_instance_ids=move(self.key_instance_ids),
-            ref_boxes_xyxy=move(self.ref_boxes_xyxy),
-            ref_labels=move(self.ref_labels),
-            ref_instance_ids=move(self.ref_instance_ids),
-            gt_match_indices=move(self.gt_match_indices),
-            origins=self.origins,
-        )
 
 
 def _chw(image: FloatArray) -> Tensor:
@@ -320,7 +260,7 @@ class PairDataset(Dataset[TrainPair]):
         require_gt_in_crop: opt-in, see :func:`~qdtrack.data.transforms.augment_pair`.
         oversample_thr: ``None`` (no repetition) or the ``ClassBalancedDataset`` threshold
             (1e-3 in the mmtracking TAO / LVIS configs).
-        augment: ``"mot"``: :func:`~qdtrack.data.transforms.augment_pair` (spec a.7);
+        augment: ``"mot"``: :func:`~qdtrack.data.transforms.augment_pair` (reference a.7);
             ``"lvis"``: :func:`~qdtrack.data.transforms.augment_pair_multiscale` (shared
             keep-ratio resize to one of ``lvis_scales``, shared flip, no crop or colour
             change).

@@ -1,5 +1,5 @@
 """Training sources: the annotated frames a :class:`~qdtrack.data.pairs.PairDataset` draws
-key / reference pairs from (spec/qdtrack.md a.9, h.1, h.2).
+key / reference pairs from (docs/reference-behaviour.md a.9, h.1, h.2).
 
 * :func:`mot_source`: MOTChallenge sequences, subset ``"half-train"``, ``"half-val"`` or
   ``"full"``; every frame with a pedestrian annotation is a key frame;
@@ -47,7 +47,7 @@ SUBSETS: tuple[str, ...] = ("half-train", "half-val", "full")
 #: Class index of "pedestrian" in the detector (mmdet: index 0; background is last).
 PEDESTRIAN_LABEL = 0
 #: mmtracking ``mot2coco.py`` drops these MOT16/17/20 classes (USELESS {3,4,5,6,9,10,11} and
-#: IGNORES {2,7,8,12,13}, the latter despite its "ignore=True" comment; spec a.9).
+#: IGNORES {2,7,8,12,13}, the latter despite its "ignore=True" comment; reference a.9).
 MOT_DROPPED_CLASSES = frozenset(range(2, 14))
 
 # --------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def mot_source(
     of MOT15 files, which have no class column); flag and visibility are not used. The
     overlap / ``w, h >= 1`` filter is applied when a frame is loaded (:func:`usable_box_mask`).
 
-    Instance ids (spec a.9, h.2), numbered as ``mot2coco.py`` does for one subset json:
+    Instance ids (reference a.9, h.2), numbered as ``mot2coco.py`` does for one subset json:
     one counter starts at **0** for the source; sequences are visited in sorted folder order
     (mot2coco uses ``os.listdir`` order, which is unspecified); within a sequence the kept
     rows of the subset's frames are visited by frame, then in file order, and each MOT id
@@ -207,7 +207,7 @@ def mot_source(
     subsets (or two sequences) gets unrelated ids.
 
     Key frames are the subset's frames with at least one kept row (``_filter_imgs``);
-    reference frames are drawn from all frames of the subset (spec a.9).
+    reference frames are drawn from all frames of the subset (reference a.9).
 
     Args:
         root: a folder of sequence folders, one sequence folder, or a list of them.
@@ -276,7 +276,7 @@ def crowdhuman_source(
     (:func:`qdtrack.data.crowdhuman.to_training_boxes`); ignore boxes are unused
     (``ignore_iof_thr=-1``). The reference image is the same image. Instance ids are
     ``0 .. K-1`` over the boxes that pass the image filter, per image (so box 0 never
-    matches, spec a.9). Key images are those with at least one ``gtbox`` of any kind.
+    matches, reference a.9). Key images are those with at least one ``gtbox`` of any kind.
 
     Args:
         odgt_path: ``annotation_train.odgt``.
@@ -446,7 +446,7 @@ def tao_source(
     mmtracking TAO config's ``frame_range=[-1, 1]``). Gt boxes are the annotations that
     are not crowd, have ``area > 0`` and whose category maps to a class; the rest count in
     ``dropped_annotations``. Instance ids are the TAO ``track_id`` (unique across videos;
-    a track with id 0 is never matched, as in the reference, spec h.2). Key frames are the
+    a track with id 0 is never matched, as in the reference, reference h.2). Key frames are the
     frames with a gt box.
 
     Args:

@@ -1,4 +1,4 @@
-"""TAO annotations (COCO-video style JSON; ``spec/data-formats.md`` §8).
+"""TAO annotations (COCO-video style JSON; docs/reference-behaviour.md (data formats)).
 
 A TAO file is one JSON object with the lists ``videos``, ``images``, ``annotations``,
 ``tracks`` and ``categories``. Images are the annotated frames of a video (TAO annotates

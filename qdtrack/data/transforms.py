@@ -1,4 +1,4 @@
-"""Paired training augmentation of a key and a reference image (spec/qdtrack.md a.7).
+"""Paired training augmentation of a key and a reference image (docs/reference-behaviour.md a.7).
 
 The reference train pipeline (mmtracking ``qdtrack_faster-rcnn_r50_fpn_4e_mot17-private-half``)
 runs on both frames of a pair, in this order::
@@ -374,7 +374,7 @@ def augment_pair(
     flip_ratio: float = FLIP_RATIO,
     require_gt_in_crop: bool = False,
 ) -> AugmentedPair | None:
-    """The reference train augmentation of a key / reference pair (spec a.7 steps 2-5).
+    """The reference train augmentation of a key / reference pair (reference a.7 steps 2-5).
 
     Order: shared random resize, shared photometric distortion, independent random crops of
     ``(img_scale, img_scale)``, shared horizontal flip. Random draws happen in that order.

@@ -1,7 +1,7 @@
 """Trace :class:`~qdtrack.export.graph.ExportableQDTrack` to ONNX and read a graph's IO back.
 
 The legacy TorchScript exporter (``dynamo=False``) at opset 17 is the one that handles the
-whole two-stage detector (platform-notes §4.1: the dynamo exporter stops at the data-dependent
+whole two-stage detector (the dynamo exporter stops at the data-dependent
 NMS). Opset 16+ is needed for RoIAlign's half-pixel (``aligned=True``) mode. Height and width
 of the input stay dynamic; the outputs get their static contract shapes written into the
 graph, so Triton and :func:`qdtrack.export.triton_config.check_config` can compare them.

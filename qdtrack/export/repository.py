@@ -1,6 +1,6 @@
 """``qdtrack export``: a trained checkpoint -> a Triton model repository.
 
-Layout (Triton's, platform-notes §8.4)::
+Layout (Triton's model repository)::
 
     REPO/<model>/config.pbtxt            rendered by code, validated against the graph
     REPO/<model>/<version>/model.onnx    (--format onnx)   or model.plan (--format tensorrt)
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qdtrack.checkpoint import checkpoint_config, load_checkpoint, model_from_state
 from qdtrack.config import QDTrackConfig, stage_config
 from qdtrack.export.contract import (
     METADATA_FILENAME,
@@ -58,7 +59,6 @@ from qdtrack.export.triton_config import (
 from qdtrack.io_utils import atomic_write
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.schema import to_plain
-from qdtrack.train import checkpoint_config, load_checkpoint, model_from_state
 
 FORMATS = tuple(PLATFORMS)
 CONFIG_FILENAME = "config.pbtxt"

@@ -1,12 +1,12 @@
 """Build a serialized TensorRT engine (``model.plan``) from the exported ONNX graph.
 
 Needs the ``tensorrt`` Python package and a CUDA GPU, neither of which the development
-machines have (platform-notes §8.3); :func:`tensorrt_unavailable_reason` says why an
+machines have; :func:`tensorrt_unavailable_reason` says why an
 export cannot run, and the GPU tests build an engine where both exist. A plan is tied to
 the GPU model and the TensorRT version it was built with: build it on the serving GPU type.
 TensorRT 8.6 or later imports everything the graph uses (``NonMaxSuppression``, ``NonZero``,
-``RoiAlign`` with half-pixel coordinates, uint8 input); see platform-notes §10 for the
-other routes (ORT-TRT via ``--trt-fp16``, mmdeploy-style partitions).
+``RoiAlign`` with half-pixel coordinates, uint8 input). The other route is ONNX Runtime's
+TensorRT provider (``--trt-fp16``), which falls back to CUDA for what TensorRT cannot run.
 """
 
 from __future__ import annotations

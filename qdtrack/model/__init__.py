@@ -1,29 +1,7 @@
 """Model code: preprocessing, Faster R-CNN detector (torchvision names), heads and losses.
 
-Import the submodules directly (``qdtrack.model.detector``, ``qdtrack.model.embed_head``, ...);
-this package re-exports the detector's public builders for convenience.
+Import the submodules directly (``qdtrack.model.detector``, ``qdtrack.model.qdtrack``, ...):
+this package file imports nothing, so that reading the model's settings
+(``qdtrack.model.config``) does not build the network's modules. The model depends on
+nothing else in ``qdtrack`` but ``structures``, ``schema`` and ``resize``.
 """
-
-from __future__ import annotations
-
-from qdtrack.model.backbone import build_backbone
-from qdtrack.model.detector import (
-    DetectorPrediction,
-    DetectorTrainOutput,
-    QDTrackDetector,
-    build_detector,
-    to_detections,
-)
-from qdtrack.model.preprocess import ImageBatch, batch_images, preprocess_frames
-
-__all__ = [
-    "DetectorPrediction",
-    "DetectorTrainOutput",
-    "ImageBatch",
-    "QDTrackDetector",
-    "batch_images",
-    "build_backbone",
-    "build_detector",
-    "preprocess_frames",
-    "to_detections",
-]

@@ -1,6 +1,6 @@
-"""Anchor grids of the reference RPN (mmdet ``AnchorGenerator``), spec/qdtrack.md a.4.
+"""Anchor grids of the reference RPN (mmdet ``AnchorGenerator``), docs/reference-behaviour.md a.4.
 
-Differences from torchvision's ``AnchorGenerator`` (checkpoint-keys.md item 4), each with an
+Differences from torchvision's ``AnchorGenerator`` (docs/checkpoint-keys.md item 4), each with an
 option whose default is the reference:
 
 * base anchors are **not rounded** (stride 4, ratio 0.5 -> +-22.627 x +-11.314; torchvision

@@ -2,8 +2,8 @@
 
 The module is a plain torchvision ``BackboneWithFPN``
 (``body.conv1 ... body.layer4``, ``fpn.inner_blocks.i.0``, ``fpn.layer_blocks.i.0``), so the
-mmtracking weights load through the key map of checkpoint-keys.md. Reference behaviour
-(spec/qdtrack.md a.2-a.3), each a named option of :func:`build_backbone`:
+mmtracking weights load through the key map of docs/checkpoint-keys.md. Reference behaviour
+(docs/reference-behaviour.md a.2-a.3), each a named option of :func:`build_backbone`:
 
 * ``style="caffe"``: the stride 2 of the first Bottleneck of layer2/3/4 sits on the 1x1
   ``conv1``, not on the 3x3 ``conv2`` (torchvision's "pytorch" style).
@@ -42,7 +42,7 @@ FPN_OUT_CHANNELS = 256
 def apply_caffe_strides(body: resnet.ResNet) -> None:
     """Move the stride of layer2/3/4 block 0 from the 3x3 ``conv2`` to the 1x1 ``conv1``.
 
-    mmdet ``style='caffe'`` (checkpoint-keys.md item 1). Only a Bottleneck has a strided 1x1
+    mmdet ``style='caffe'`` (docs/checkpoint-keys.md item 1). Only a Bottleneck has a strided 1x1
     ``conv1``; BasicBlock (resnet18/34) has the stride on its 3x3 ``conv1`` in both styles,
     so this is a no-op for them. The downsample branch (1x1 conv, stride 2) is unchanged.
     """

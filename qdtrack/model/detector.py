@@ -3,8 +3,8 @@
 Skeleton only; the stages live in ``backbone.py``, ``rpn.py`` and ``roi_heads.py``. Module
 names equal torchvision's ``fasterrcnn_resnet50_fpn`` (``backbone.body.*``,
 ``backbone.fpn.*``, ``rpn.head.*``, ``roi_heads.box_head.*``, ``roi_heads.box_predictor.*``)
-so the mmtracking checkpoint maps through checkpoint-keys.md. The track head (another module)
-consumes the FPN features and proposals this detector returns (spec/qdtrack.md a.10).
+so the mmtracking checkpoint maps through docs/checkpoint-keys.md. The track head (another module)
+consumes the FPN features and proposals this detector returns (docs/reference-behaviour.md a.10).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class DetectorPrediction(NamedTuple):
     Attributes:
         detections: per image a :class:`DetectionResult` in original-frame pixels.
         features: P2..P6 FPN maps; embed the detections on P2..P5 with the boxes multiplied
-            by the batch's ``scale_factors`` (spec/qdtrack.md d.2 step 1).
+            by the batch's ``scale_factors`` (docs/reference-behaviour.md d.2 step 1).
     """
 
     detections: list[DetectionResult]

@@ -1,4 +1,4 @@
-"""The quasi-dense embedding head (spec b, a.6 "Track head init").
+"""The quasi-dense embedding head (reference b, a.6 "Track head init").
 
 Parameter names equal mmtracking's ``track_head.embed_head.*`` keys
 (``convs.{i}.conv.weight``, ``convs.{i}.gn.{weight,bias}``, ``fcs.{i}.{weight,bias}``,
@@ -107,7 +107,7 @@ class QuasiDenseEmbedHead(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise as the reference (spec a.6).
+        """Initialise as the reference (reference a.6).
 
         Convolutions: Kaiming normal, fan_out, ReLU gain (mmcv ``ConvModule``); GroupNorm
         weight 1, bias 0; hidden Linear layers: Xavier uniform, bias 0; ``fc_embed``:

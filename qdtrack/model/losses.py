@@ -1,4 +1,4 @@
-"""Track-head losses as pure functions (spec c.1, c.2).
+"""Track-head losses as pure functions (reference c.1, c.2).
 
 Both functions reduce over **one image** (one key/reference pair). The reference averages the
 per-image values over the batch (``loss = Σ_images loss_image / num_images``,
@@ -14,7 +14,7 @@ from torch import Tensor
 __all__ = ["embedding_l2_loss", "multi_pos_cross_entropy", "weighted_mean"]
 
 #: float32 machine epsilon, added to every average factor as mmdet's ``weight_reduce_loss``
-#: does (spec h.9: present in mmdet >= 2.2x; immaterial numerically).
+#: does (reference h.9: present in mmdet >= 2.2x; immaterial numerically).
 FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
 
 

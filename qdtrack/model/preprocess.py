@@ -1,6 +1,7 @@
 """Test-time resize, normalisation, padding and batching of video frames.
 
-Reproduces the reference test pipeline (spec/qdtrack.md a.7, checkpoint-keys.md items 2-3):
+Reproduces the reference test pipeline (docs/reference-behaviour.md a.7;
+docs/checkpoint-keys.md items 2-3):
 ``Resize(img_scale=(1088, 1088), keep_ratio=True)`` with cv2 bilinear on the uint8 BGR frame,
 ``Normalize(mean=(103.530, 116.280, 123.675), std=(1, 1, 1), to_rgb=False)`` and
 ``Pad(size_divisor=32)`` with zeros after normalisation. torchvision's ``GeneralizedRCNNTransform``
@@ -24,7 +25,7 @@ from torch import Tensor
 # The resize needs no torch; it is re-exported here for the model-side callers.
 from qdtrack.resize import DEFAULT_IMG_SCALE, rescale_size, resize_frame  # noqa: F401
 
-#: Caffe-style per-channel mean in B, G, R order (spec a.7); std is 1 (0-255 scale kept).
+#: Caffe-style per-channel mean in B, G, R order (reference a.7); std is 1 (0-255 scale kept).
 BGR_MEAN: tuple[float, float, float] = (103.530, 116.280, 123.675)
 BGR_STD: tuple[float, float, float] = (1.0, 1.0, 1.0)
 SIZE_DIVISOR = 32

@@ -1,4 +1,4 @@
-"""``QDTrack``: the detector plus the quasi-dense track head (spec a.1, a.10, d.2 step 1).
+"""``QDTrack``: the detector plus the quasi-dense track head (reference a.1, a.10, d.2 step 1).
 
 Training returns the dict of named losses; inference returns, per frame, the final
 detections in original-frame pixels with their embeddings, ready for a tracker. The model
@@ -15,10 +15,10 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from qdtrack.config import ModelConfig
-from qdtrack.data.pairs import TrainBatch
+from qdtrack.model.config import ModelConfig
 from qdtrack.model.detector import QDTrackDetector, build_detector, to_detections
 from qdtrack.model.embed_head import QuasiDenseEmbedHead
+from qdtrack.model.inputs import TrainBatch
 from qdtrack.model.preprocess import ImageBatch
 from qdtrack.model.roi_extractor import MultiLevelRoIExtractor
 from qdtrack.model.roi_heads import DetectionResult, split_rows
@@ -64,7 +64,7 @@ class QDTrack(nn.Module):
     def forward_train(
         self, batch: TrainBatch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Losses of a batch of key/reference pairs (spec a.10).
+        """Losses of a batch of key/reference pairs (reference a.10).
 
         1. key frames: backbone + FPN, RPN loss and training proposals, box-head loss;
         2. reference frames: backbone + FPN (with gradient), proposals with the test setting;
@@ -116,7 +116,7 @@ class QDTrack(nn.Module):
         """Per image the final detections (original-frame pixels) and their (N_i, D) embeddings.
 
         Embeddings are computed on the final boxes scaled back to network-input pixels
-        (boxes × ``scale_factor``), on P2–P5 (spec d.2 step 1). This is the one inference
+        (boxes × ``scale_factor``), on P2–P5 (reference d.2 step 1). This is the one inference
         path: :meth:`predict_batch` converts it to numpy and the ONNX export traces it.
         """
         prediction = self.detector.predict(batch)

@@ -1,11 +1,11 @@
-"""Multi-level RoIAlign feature extraction with mmdet's level rule (spec a.5, b).
+"""Multi-level RoIAlign feature extraction with mmdet's level rule (reference a.5, b).
 
 The reference (mmdet 2.x ``SingleRoIExtractor`` with mmcv ``RoIAlign``) pools every box on
 one FPN level chosen by ``floor(log2(sqrt(w*h) / finest_scale + 1e-6))`` and uses mmcv's
 aligned mode (half-pixel offset) with adaptive sampling. torchvision's ``MultiScaleRoIAlign``
 differs (``aligned=False``, ``sampling_ratio=2``, its own level formula and inferred scales),
 so this module implements the reference rule on top of ``torchvision.ops.roi_align``
-(checkpoint-keys.md, items 8 and 9).
+(docs/checkpoint-keys.md, items 8 and 9).
 """
 
 from __future__ import annotations

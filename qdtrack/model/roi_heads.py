@@ -3,8 +3,9 @@
 Module names follow torchvision (``box_head.fc6``, ``box_head.fc7``,
 ``box_predictor.cls_score``, ``box_predictor.bbox_pred``) with torchvision's class order:
 row 0 is background and class ``c`` (0-based label) is row ``c + 1``. The mmtracking weights
-map onto it with the row swap of checkpoint-keys.md. Reference behaviour (spec/qdtrack.md
-a.5, checkpoint-keys.md items 6-8, 10, 12):
+map onto it with the row swap of docs/checkpoint-keys.md. Reference behaviour
+(docs/reference-behaviour.md
+a.5, docs/checkpoint-keys.md items 6-8, 10, 12):
 
 * RoIs pooled with :class:`~qdtrack.model.roi_extractor.MultiLevelRoIExtractor` (RoIAlign
   7x7, ``aligned=True``, ``sampling_ratio=0``, mmdet level rule) on P2..P5;

@@ -2,8 +2,9 @@
 
 Pure box-coding functions first (the RoI head uses them too), then
 :class:`RegionProposalNetwork`. Assignment and sampling are mmdet's ``MaxIoUAssigner`` and
-``RandomSampler`` from :mod:`qdtrack.model.sampling`. Reference behaviour, spec/qdtrack.md a.4
-and checkpoint-keys.md items 4-7 and 11, each a named option whose default is the reference:
+``RandomSampler`` from :mod:`qdtrack.model.sampling`. Reference behaviour,
+docs/reference-behaviour.md a.4
+and docs/checkpoint-keys.md items 4-7 and 11, each a named option whose default is the reference:
 
 * sigmoid objectness, top ``nms_pre`` per level ranked by score (2000 train / 1000 test),
   per-level NMS 0.7, ``max_per_img`` 1000;

@@ -1,4 +1,4 @@
-"""Proposal assignment, sampling and key/reference targets (spec b, a.4, a.5, a.7 item 7).
+"""Proposal assignment, sampling and key/reference targets (reference b, a.4, a.5, a.7 item 7).
 
 Pure functions reproducing mmdet 2.x ``MaxIoUAssigner``, ``RandomSampler``,
 ``InstanceBalancedPosSampler`` and ``CombinedSampler`` (with ``add_gt_as_proposals``), and
@@ -97,7 +97,7 @@ def assign_max_iou(
     4. The rest are ignored.
 
     The track head uses ``pos 0.7, neg 0.5, min_pos 0.5, match_low_quality=False``; the RPN
-    ``0.7 / 0.3 / 0.3, True``; the RoI head ``0.5 / 0.5 / 0.5, False`` (spec a.4, a.5, b).
+    ``0.7 / 0.3 / 0.3, True``; the RoI head ``0.5 / 0.5 / 0.5, False`` (reference a.4, a.5, b).
 
     Args:
         proposals: Boxes of shape (N, 4) or (N, 5) (a score column is ignored), xyxy.
@@ -330,7 +330,7 @@ def sample_proposals(
 def match_instances(key_instance_ids: Tensor, ref_instance_ids: Tensor) -> Tensor:
     """Reference gt of the same instance for each key gt (mmtracking ``MatchInstances``).
 
-    Only ids > 0 are matched (spec a.7 item 7, h.2: the instance with id 0 is never matched);
+    Only ids > 0 are matched (reference a.7 item 7, h.2: the instance with id 0 is never matched);
     a repeated reference id matches its first occurrence.
 
     Args:
@@ -352,7 +352,7 @@ def match_instances(key_instance_ids: Tensor, ref_instance_ids: Tensor) -> Tenso
 def track_targets(
     key_assigned_gt: Tensor, ref_assigned_gt: Tensor, key_to_ref_gt: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Pair targets and row weights of one image (mmtracking ``get_targets``, spec b).
+    """Pair targets and row weights of one image (mmtracking ``get_targets``, reference b).
 
     ``targets[i, j] = 1`` iff reference sample ``j`` is a positive whose gt is the reference
     gt of key positive ``i``'s instance; ``weights[i] = 1`` iff row ``i`` has a positive.

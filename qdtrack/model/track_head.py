@@ -1,4 +1,4 @@
-"""The quasi-dense track head: RoI extraction, embedding, sampling and losses (spec b, c).
+"""The quasi-dense track head: RoI extraction, embedding, sampling and losses (reference b, c).
 
 Equivalent of mmtracking's ``QuasiDenseTrackHead`` with its MOT17 ``train_cfg``. Submodule
 names give the state-dict prefix ``embed_head.``, which becomes ``track_head.embed_head.`` in the

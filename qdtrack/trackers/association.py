@@ -85,7 +85,7 @@ def earlier_overlap(boxes_xyxy: npt.ArrayLike, iou_thr: npt.ArrayLike) -> np.nda
 
     ``iou_thr`` is a scalar or one threshold per box. Boxes are compared in the order
     given, whatever became of the earlier ones (the reference compares against dropped
-    boxes too, spec d.2 step 3).
+    boxes too, reference d.2 step 3).
     """
     boxes = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
     n = boxes.shape[0]

@@ -1,4 +1,4 @@
-"""``QuasiDenseTracker``: the QDTrack MOT tracker (spec ``qdtrack.md`` d.1–d.2).
+"""``QuasiDenseTracker``: the QDTrack MOT tracker (docs/reference-behaviour.md d.1–d.2).
 
 The tracker consumes detections with embeddings and never holds the model, so the same
 object runs in offline evaluation, in ``qdtrack associate`` and once per stream in the
@@ -135,7 +135,7 @@ class QuasiDenseTracker:
     """Associates detections to tracklets by quasi-dense appearance similarity.
 
     Defaults are the mmtracking MOT17 config (not the class defaults of the reference,
-    spec d.1 / h.11). Each frame (spec d.2):
+    reference d.1 / h.11). Each frame (reference d.2):
 
     1. sort detections by score, descending;
     2. drop duplicates: IoU above ``nms_backdrop_iou_thr`` (scores below
@@ -227,7 +227,7 @@ class QuasiDenseTracker:
         """
         self._last_frame_id = frame_id = check_frame_order(self._last_frame_id, frame_id)
         if len(detections) == 0:
-            # Reference: an empty frame returns before touching memory (spec d.2 step 0).
+            # Reference: an empty frame returns before touching memory (reference d.2 step 0).
             return Tracks.empty()
         if detections.embeddings is None:
             raise ValueError("QuasiDenseTracker needs detections.embeddings")

@@ -1,4 +1,4 @@
-"""``QuasiDenseTAOTracker``: the multi-class QDTrack tracker for TAO (spec d.3).
+"""``QuasiDenseTAOTracker``: the multi-class QDTrack tracker for TAO (reference d.3).
 
 Differences from :class:`~qdtrack.trackers.quasi_dense.QuasiDenseTracker`: detections
 keep their input order; only low-score detections are de-duplicated, and only against

@@ -24,7 +24,7 @@ from qdtrack.data.mot import (
 )
 from qdtrack.structures import Tracks
 
-# data-formats.md §2.1: pedestrian boxes / ids (class 1, flag 1) per video.
+# docs/reference-behaviour.md (data formats): pedestrian boxes / ids (class 1, flag 1) per video.
 PEDESTRIANS = {
     "02": (18_581, 62),
     "04": (47_557, 83),
@@ -34,7 +34,7 @@ PEDESTRIANS = {
     "11": (9_436, 75),
     "13": (11_642, 110),
 }
-# data-formats.md §5: (N, half-val first frame, half-val boxes, half-val ids).
+# (N, half-val first frame, half-val boxes, half-val ids), see docs/reference-behaviour.md.
 HALF_VAL = {
     "02": (600, 302, 9_880, 53),
     "04": (1050, 527, 24_178, 69),
@@ -128,7 +128,7 @@ def test_mot17_pedestrian_counts(mot17_gt_dir: Path, video: str) -> None:
     ped = pedestrian_gt(gt, "MOT17")
     boxes, ids = PEDESTRIANS[video]
     assert (len(ped), len(np.unique(ped.ids))) == (boxes, ids)
-    # Every class-1 row has flag 1 and every other class flag 0 (data README §2).
+    # Every class-1 row has flag 1 and every other class flag 0 (the data README).
     assert ((gt.classes == 1) == (gt.scores == 1)).all()
 
 
@@ -178,7 +178,7 @@ def test_write_half_split_keeps_all_rows(mot17_gt_dir: Path, tmp_path: Path) -> 
     assert len(train) + len(val) == 30_003
     assert train.frames.min() == 1 and train.frames.max() == 301
     assert val.frames.min() == 302 and val.frames.max() == 600
-    # Distractor classes stay in the file; the pedestrian count matches §5.
+    # Distractor classes stay in the file; the pedestrian count matches the half-val table above.
     assert {2, 7, 8}.issubset(set(val.classes.tolist()))
     assert len(pedestrian_gt(val)) == 9_880
     # Rows are copied verbatim (original text, original frame numbers).

@@ -1,4 +1,4 @@
-"""Key / reference pair dataset (spec/qdtrack.md a.7, a.9, h.2) on hand-made and synthetic data."""
+"""Key / reference pair dataset (reference a.7, a.9, h.2) on hand-made and synthetic data."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def two_frame_seq(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("key_ids", "ref_ids", "expected"),
     [
-        ([0, 1, 2], [2, 1, 0], [NO_MATCH, 1, 0]),  # id 0 is never matched (spec h.2)
+        ([0, 1, 2], [2, 1, 0], [NO_MATCH, 1, 0]),  # id 0 is never matched (reference h.2)
         ([3, 4], [5, 6], [NO_MATCH, NO_MATCH]),
         ([], [1], []),
         ([1, 2], [], [NO_MATCH, NO_MATCH]),

@@ -297,7 +297,7 @@ def test_tao_pairs_match_the_same_track_in_adjacent_frames(tao_files):
                 if j != NO_MATCH:
                     assert pair.key_instance_ids[i] == pair.ref_instance_ids[j] > 0
                     assert pair.key_labels[i] == pair.ref_labels[j]
-                elif pair.key_instance_ids[i] != 0:  # track 0 never matches (spec h.2)
+                elif pair.key_instance_ids[i] != 0:  # track 0 never matches (reference h.2)
                     assert pair.key_instance_ids[i] not in pair.ref_instance_ids
             if (origin.video, origin.key_frame) == ("train/v1", 0):
                 assert origin.ref_frame == 30  # the adjacent annotated frame

@@ -1,4 +1,4 @@
-"""TAO reader (spec/data-formats.md §8): round trip, consistency checks and errors."""
+"""TAO reader (docs/reference-behaviour.md, data formats): round trip, checks, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Paired training augmentation (spec/qdtrack.md a.7) on hand-built images and boxes."""
+"""Paired training augmentation (docs/reference-behaviour.md a.7) on hand-built images and boxes."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _frame(height: int, width: int, boxes: list[list[float]], seed: int = 0) -> 
 @pytest.mark.parametrize(
     ("width", "height", "scale", "expected"),
     [
-        (1920, 1080, 1088, (1088, 612)),  # spec a.7 test-time example
+        (1920, 1080, 1088, (1088, 612)),  # reference a.7 test-time example
         (640, 480, 1088, (1088, 816)),
         (300, 200, 100, (100, 67)),  # int(200 / 3 + 0.5)
         (200, 300, 100, (67, 100)),  # portrait: long side is the height

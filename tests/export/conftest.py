@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from qdtrack import checkpoint
+from qdtrack.checkpoint import model_from_checkpoint
 from qdtrack.config import QDTrackConfig, load_config
 from qdtrack.export.repository import ExportResult, export_repository
 from qdtrack.export.runtime import OnnxDetector
 from qdtrack.model.qdtrack import QDTrack, build_qdtrack
-from qdtrack.train import CHECKPOINT_FORMAT, model_from_checkpoint
 
 torch.set_flush_denormal(True)
 
@@ -36,8 +37,7 @@ def detecting_model(config: QDTrackConfig, *, seed: int = 0, fg_bias: float = 0.
 
 def save_checkpoint(model: QDTrack, config: QDTrackConfig, path: Path) -> Path:
     """Write ``model`` as a project checkpoint (what ``qdtrack train`` writes, minus optimizer)."""
-    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": config.to_dict()}
-    torch.save(state, path)
+    checkpoint.save_checkpoint(path, checkpoint.checkpoint_state(model, config))
     return path
 
 

@@ -148,7 +148,7 @@ def test_compare_detections_pairs_by_box_not_by_order() -> None:
 
 
 def test_tao_settings_parity(tmp_path: Path) -> None:
-    """The TAO detector settings (spec d.3) export too: 300 rows, boxes clipped to the frame
+    """The TAO detector settings (reference d.3) export too: 300 rows, boxes clipped to the frame
     size of each request (not of the traced sample), RGB ImageNet normalisation."""
     cpu = load_config(Path(__file__).parents[2] / "params.yaml")  # enough boxes survive NMS
     tao = dataclasses.replace(

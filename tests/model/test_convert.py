@@ -149,7 +149,7 @@ def test_checkpoint_file_round_trip(mm_state: dict[str, torch.Tensor], tmp_path:
     output = tmp_path / "out" / "qdtrack_r50.pt"
     assert cli_main(["convert-checkpoint", str(source), str(output)]) == 0
     written = torch.load(output, map_location="cpu", weights_only=True)
-    assert set(written) == {"model", "config", "source"}
+    assert set(written) == {"format", "model", "config", "source"}
     assert written["source"]["file"] == "qdtrack_mm.pth"
     assert written["source"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert written["config"]["tracker"]["init_score_thr"] == 0.9
@@ -181,7 +181,7 @@ def test_converted_checkpoint_rebuilds_and_runs_the_reference_model(
     mm_state: dict[str, torch.Tensor], tmp_path: Path
 ) -> None:
     """The converted file alone rebuilds the R-50 model (strict load) and tracks a frame."""
-    from qdtrack.train import model_from_checkpoint
+    from qdtrack.checkpoint import model_from_checkpoint
 
     # small weights and unit variances keep a random R-50 numerically tame
     tame = {}
@@ -221,9 +221,9 @@ def test_mmdet_detector_converts_for_train_init(
     mm_state: dict[str, torch.Tensor], tmp_path: Path, capsys
 ) -> None:
     """An mmdet Faster R-CNN checkpoint (the reference's COCO-person init) → `train --init`."""
+    from qdtrack.checkpoint import load_initial_weights
     from qdtrack.config import ModelConfig
     from qdtrack.model.qdtrack import build_qdtrack
-    from qdtrack.train import load_initial_weights
 
     detector = {k[len("detector.") :]: v for k, v in mm_state.items() if k.startswith("detector.")}
     assert len(detector) == 348

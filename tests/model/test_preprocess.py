@@ -1,4 +1,4 @@
-"""Reference test resize, BGR normalisation, /32 padding and batching (spec a.7)."""
+"""Reference test resize, BGR normalisation, /32 padding and batching (reference a.7)."""
 
 from __future__ import annotations
 

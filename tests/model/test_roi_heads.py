@@ -1,4 +1,4 @@
-"""Box head: class order, sampling, losses and reference post-processing (spec a.5)."""
+"""Box head: class order, sampling, losses and reference post-processing (reference a.5)."""
 
 from __future__ import annotations
 

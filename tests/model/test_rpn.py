@@ -1,4 +1,4 @@
-"""RPN: box coding clamp, no clipping, proposal limits, loss averaging (spec a.4)."""
+"""RPN: box coding clamp, no clipping, proposal limits, loss averaging (reference a.4)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ DASHBOARD_DIR = K8S / "monitoring" / "dashboards"
 PROMETHEUS_RULE = K8S / "monitoring" / "prometheusrule.yaml"
 ADAPTER_VALUES = K8S / "monitoring" / "prometheus-adapter-values.yaml"
 
-#: Triton's metric families (platform notes 8.7) the dashboards may use.
+#: Triton's metric families the dashboards may use.
 TRITON_METRICS = frozenset(
     {
         "nv_inference_request_success",

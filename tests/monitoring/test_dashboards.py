@@ -1,4 +1,4 @@
-"""Dashboards as code, checked without Grafana (platform notes 11.2-11.3).
+"""Dashboards as code, checked without Grafana.
 
 Structure (uid, schemaVersion, no ``__inputs``, datasource through ``$datasource``, unique ids,
 valid grid positions, units), every PromQL expression parses, every metric is one the stack

@@ -1,5 +1,5 @@
 """Multi-class settings end to end through config, model and tracker construction: the
-TAO tracker type, class names, the spec d.3 detector settings, RGB ImageNet normalisation
+TAO tracker type, class names, the reference d.3 detector settings, RGB ImageNet normalisation
 and the frozen-detector (TAO fine-tuning) mode."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from qdtrack.config import ModelConfig, config_from_dict, load_config, resolve_classes
-from qdtrack.data.pairs import PairOrigin, TrainBatch
+from qdtrack.model.inputs import PairOrigin, TrainBatch
 from qdtrack.model.preprocess import ImageBatch, batch_images, normalize_image
 from qdtrack.model.qdtrack import build_qdtrack
 from qdtrack.trackers import (

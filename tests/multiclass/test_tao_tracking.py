@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from qdtrack.data.tao import TaoDataset, read_tao
-from qdtrack.evaluate_tao import evaluate_tao
+from qdtrack.evaluation.tao import evaluate_tao
+from qdtrack.inference.tao_writer import detection_records, label_categories, track_records
 from qdtrack.structures import Detections, Tracks
-from qdtrack.track_tao import detection_records, label_categories, track_records
 from qdtrack.trackers import QuasiDenseTAOTracker
 
 CLASSES = ("person", "car", "dog")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
+from qdtrack.checkpoint import load_checkpoint, model_from_checkpoint
 from qdtrack.config import load_config
-from qdtrack.train import build_dataset, load_checkpoint, model_from_checkpoint, run_training
+from qdtrack.train import build_dataset, run_training
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [

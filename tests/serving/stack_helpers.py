@@ -21,9 +21,9 @@ def detecting_checkpoint(workspace: Path, out: Path, *, seed: int) -> Path:
     """
     import torch
 
+    from qdtrack.checkpoint import checkpoint_state, save_checkpoint
     from qdtrack.config import load_config
     from qdtrack.model.qdtrack import build_qdtrack
-    from qdtrack.train import CHECKPOINT_FORMAT
 
     config = load_config(workspace / "params.yaml")
     torch.manual_seed(seed)
@@ -31,8 +31,7 @@ def detecting_checkpoint(workspace: Path, out: Path, *, seed: int) -> Path:
     with torch.no_grad():
         model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, 1.0)
         model.track_head.embed_head.fc_embed.weight.normal_(0.0, 0.3)
-    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": config.to_dict()}
-    torch.save(state, out)
+    save_checkpoint(out, checkpoint_state(model, config))
     return out
 
 

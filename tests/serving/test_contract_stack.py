@@ -20,6 +20,7 @@ import pytest
 import torch
 from stack_helpers import require_triton_venv, sidecar_url
 
+from qdtrack.checkpoint import checkpoint_state, save_checkpoint
 from qdtrack.config import load_config
 from qdtrack.deploy import publish_version
 from qdtrack.export.repository import export_repository
@@ -28,7 +29,6 @@ from qdtrack.export.serving_contract import ServingContract, repository_contract
 from qdtrack.gate import decide
 from qdtrack.model.qdtrack import build_qdtrack
 from qdtrack.trackers import build_tracker
-from qdtrack.train import CHECKPOINT_FORMAT
 from serving.launch import Service, start_pytriton, start_sidecar
 
 pytestmark = pytest.mark.integration
@@ -60,8 +60,7 @@ def _checkpoint(
     with torch.no_grad():
         model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, cls_std)
         model.track_head.embed_head.fc_embed.weight.normal_(0.0, 0.3)
-    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": config.to_dict()}
-    torch.save(state, out)
+    save_checkpoint(out, checkpoint_state(model, config))
     return out
 
 

@@ -1,4 +1,4 @@
-"""A deliberately plain, loop-by-loop transcription of spec d.2 used as a test oracle.
+"""A deliberately plain, loop-by-loop transcription of reference d.2 used as a test oracle.
 
 It keeps the memory as a dict in insertion order and does every step with Python loops,
 so it shares no code with the vectorised tracker it checks.

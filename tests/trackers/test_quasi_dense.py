@@ -1,4 +1,4 @@
-"""Every rule of the QDTrack MOT tracker (spec qdtrack.md d.1–d.2) on hand-built frames."""
+"""Every rule of the QDTrack MOT tracker (reference d.1–d.2) on hand-built frames."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rules of the TAO tracker (spec qdtrack.md d.3)."""
+"""Rules of the TAO tracker (reference d.3)."""
 
 from __future__ import annotations
 

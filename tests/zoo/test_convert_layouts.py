@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from qdtrack.checkpoint import load_checkpoint
 from qdtrack.cli import main as cli
 from qdtrack.config import config_from_dict
 from qdtrack.convert import (
@@ -18,7 +19,6 @@ from qdtrack.convert import (
     mmtracking_layout,
 )
 from qdtrack.model.qdtrack import build_qdtrack
-from qdtrack.train import load_checkpoint
 
 from .published import CLS, REG, Layout, r50_layout, r101_layout, tao_class_names
 

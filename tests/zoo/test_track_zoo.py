@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from qdtrack import zoo
+from qdtrack.checkpoint import load_checkpoint
 from qdtrack.cli import main as cli
 from qdtrack.data.mot import read_mot_txt
-from qdtrack.train import load_checkpoint
 
 from .conftest import LocalZoo
 from .published import tao_class_names

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from qdtrack import zoo
+from qdtrack.checkpoint import load_checkpoint
 from qdtrack.cli import main as cli
-from qdtrack.train import load_checkpoint
 
 from .conftest import LocalZoo
 

@@ -1,64 +1,51 @@
-"""Score tracker results with TrackEval (MOTChallenge: HOTA, CLEAR, Identity) and gate on them.
+"""MOTChallenge scoring with TrackEval: HOTA, CLEAR (MOTA...) and Identity (IDF1...).
 
 ``evaluate_mot`` stages TrackEval's inputs in a temporary folder (nothing is written into the
 gt or result folders), checks the result files first so that bad input fails with a message
 naming the file and line, runs TrackEval 1.3.0's ``MotChallenge2DBox`` with the benchmark's
-official preprocessing, and returns the metrics as plain JSON-ready numbers.
-``check_gate`` turns a metrics dict into a list of failed criteria. Rules and formats:
-``spec/data-formats.md`` §2.3 (gt handling), §4 (result format), §5 (half split), §7 (TrackEval).
-TAO (Track AP) and COCO box AP live in ``qdtrack.evaluate_tao``; ``main`` (``qdtrack
-evaluate``) dispatches on ``evaluate.benchmark`` and writes the same table and outputs.
+official preprocessing, and returns the metrics as plain JSON-ready numbers. The gt
+handling, result format and half-val split are described in ``docs/reference-behaviour.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import io
 import math
-import operator
 import os
-import re
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qdtrack.config import GateConfig, stage_config
 from qdtrack.data.mot import half_frames, read_seqinfo
-from qdtrack.evaluate_tao import (
-    BOX_METRIC_NAMES,
-    BOX_SUMMARY_METRICS,
-    COCO_BENCHMARK,
-    TAO_BENCHMARK,
-    TAO_SUMMARY_METRICS,
-    TRACK_METRIC_NAMES,
-    evaluate_box_ap,
-    evaluate_tao,
-)
-from qdtrack.io_utils import atomic_write, write_json
+from qdtrack.evaluation.trackeval_run import quiet_eval_config, staging_dir
 
 BENCHMARKS = ("MOT17", "MOT16", "MOT15", "MOT20")
 """MOTChallenge benchmarks (``evaluate_mot``); ``qdtrack evaluate`` also takes TAO and COCO."""
-CLI_BENCHMARKS = (*BENCHMARKS, TAO_BENCHMARK, COCO_BENCHMARK)
+
 SPLITS = ("full", "half-val")
 
 # Name of the single tracker folder inside the staging area.
 _TRACKER_NAME = "results"
+
 _CLASS = "pedestrian"
 
 # TrackEval field -> our key. HOTA-family fields are arrays over the 19 alphas (mean, x100).
 _HOTA_ARRAY_FIELDS = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "AssRe", "AssPr", "LocA", "OWTA")
+
 _HOTA_FLOAT_FIELDS = ("HOTA(0)", "LocA(0)", "HOTALocA(0)")
+
 _CLEAR_PERCENT_FIELDS = ("MOTA", "MOTP", "MODA", "CLR_Re", "CLR_Pr", "MTR", "PTR", "MLR", "sMOTA")
+
 _CLEAR_INT_FIELDS = ("CLR_TP", "CLR_FN", "CLR_FP", "IDSW", "MT", "PT", "ML", "Frag", "CLR_Frames")
+
 _IDENTITY_PERCENT_FIELDS = ("IDF1", "IDR", "IDP")
+
 _IDENTITY_INT_FIELDS = ("IDTP", "IDFN", "IDFP")
+
 _COUNT_INT_FIELDS = ("Dets", "GT_Dets", "IDs", "GT_IDs")
+
 # Short names for the CLEAR counts (what the MOTChallenge tables call them).
 _ALIASES = {"TP": "CLR_TP", "FP": "CLR_FP", "FN": "CLR_FN"}
 
@@ -74,33 +61,10 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 """Every key of a MOTChallenge per-sequence / combined metrics dict."""
 
-GATE_METRIC_NAMES: tuple[str, ...] = METRIC_NAMES + TRACK_METRIC_NAMES + BOX_METRIC_NAMES
-"""Names a gate or max-drop may use: MOTChallenge, TAO Track AP and box AP metrics."""
-
 # Metrics where smaller is better: a --max-drop allows baseline + drop for them.
 LOWER_IS_BETTER = frozenset(
     {"IDSW", "FP", "FN", "Frag", "ML", "MLR", "CLR_FP", "CLR_FN", "IDFP", "IDFN"}
 )
-
-TABLE_COLUMNS = (
-    "HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDP", "IDR",
-    "IDSW", "FP", "FN", "Frag", "MT", "ML",
-)  # fmt: skip
-
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<=": operator.le,
-    "<": operator.lt,
-    "==": operator.eq,
-}
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_METRIC = r"[A-Za-z_][A-Za-z0-9_()]*"
-_GATE_RE = re.compile(rf"^\s*({_METRIC})\s*(>=|<=|==|>|<)\s*({_NUMBER})\s*$")
-_DROP_RE = re.compile(rf"^\s*({_METRIC})\s*=\s*({_NUMBER})\s*$")
-
-
-# --------------------------------------------------------------------------- staging
 
 
 @dataclass(frozen=True)
@@ -218,30 +182,6 @@ def _stage_results(seq: _Sequence, dst: Path, kept: list[str], verbatim: bool) -
         handle.writelines(kept)
 
 
-# --------------------------------------------------------------------------- TrackEval
-
-
-def quiet_eval_config(staging: Path) -> dict[str, Any]:
-    """TrackEval's evaluator config: one process, no printing, no files but an error log."""
-    import trackeval  # imported here: slow import, only needed when evaluating
-
-    config: dict[str, Any] = trackeval.Evaluator.get_default_eval_config()
-    config.update(
-        {
-            "USE_PARALLEL": False,
-            "BREAK_ON_ERROR": True,
-            "LOG_ON_ERROR": str(staging / "trackeval_error.log"),
-            "PRINT_RESULTS": False,
-            "PRINT_CONFIG": False,
-            "TIME_PROGRESS": False,
-            "OUTPUT_SUMMARY": False,
-            "OUTPUT_DETAILED": False,
-            "PLOT_CURVES": False,
-        }
-    )
-    return config
-
-
 def _run_trackeval(
     gt_folder: Path,
     gt_loc_format: str,
@@ -318,9 +258,6 @@ def _convert(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------- public API
-
-
 def half_val_frames(seq_length: int) -> range:
     """Frames (1-based, original numbering) of mmtracking's half-val split."""
     return half_frames(seq_length, "half-val")
@@ -361,7 +298,7 @@ def evaluate_mot(
     gt_root, results_root = Path(gt_dir), Path(results_dir)
     sequences = _find_sequences(gt_root, results_root)
 
-    with _staging_dir() as staging:
+    with staging_dir() as staging:
         trackers_data = staging / "trackers" / _TRACKER_NAME / "data"
         dropped_rows: dict[str, int] = {}
         if split == "full":
@@ -400,232 +337,3 @@ def evaluate_mot(
         "split": split,
         "dropped_rows": dropped_rows,
     }
-
-
-@contextlib.contextmanager
-def _staging_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="qdtrack-eval-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _parse_items(text: str, pattern: re.Pattern[str], what: str) -> list[tuple[str, ...]]:
-    items = []
-    for part in text.split(","):
-        match = pattern.match(part)
-        if match is None:
-            raise ValueError(f"bad {what} criterion {part.strip()!r} in {text!r}")
-        if match.group(1) not in GATE_METRIC_NAMES:
-            raise ValueError(
-                f"unknown metric {match.group(1)!r} in {what} {text!r}; "
-                f"known: {', '.join(GATE_METRIC_NAMES)}"
-            )
-        items.append(match.groups())
-    return items
-
-
-def _metric_value(metrics: dict[str, Any], name: str, source: str) -> float:
-    value = metrics.get(name)
-    if not isinstance(value, int | float):
-        raise ValueError(f"metric {name} missing or not a number in the {source} metrics")
-    return float(value)
-
-
-def check_gate(
-    combined: dict[str, Any],
-    *,
-    gate: str | None = None,
-    baseline: dict[str, Any] | None = None,
-    max_drop: str | None = None,
-) -> list[str]:
-    """Check combined metrics against absolute bounds and against a baseline.
-
-    Args:
-        combined: the candidate's combined metrics (``evaluate_mot(...)["combined"]``).
-        gate: comma-separated ``METRIC OP VALUE`` with OP in ``>= > <= < ==``,
-            e.g. ``"HOTA>=55,IDSW<=100"``.
-        baseline: the baseline's combined metrics (required with ``max_drop``).
-        max_drop: comma-separated ``METRIC=DROP``: the candidate must reach
-            ``baseline - DROP`` (for lower-is-better counts such as IDSW/FP/FN/Frag: stay
-            within ``baseline + DROP``).
-
-    Returns:
-        One human-readable message per failed criterion; empty when everything passes.
-
-    Raises:
-        ValueError: bad syntax, an unknown metric, a negative drop, or ``baseline`` and
-            ``max_drop`` not given together.
-    """
-    failures: list[str] = []
-    if gate:
-        for name, op, bound_text in _parse_items(gate, _GATE_RE, "gate"):
-            value, bound = _metric_value(combined, name, "candidate"), float(bound_text)
-            if not _OPERATORS[op](value, bound):
-                failures.append(f"{name} = {value:g} fails {name} {op} {bound:g}")
-    if (baseline is None) != (max_drop is None):
-        raise ValueError("--baseline and --max-drop must be given together")
-    if baseline is not None and max_drop:
-        for name, drop_text in _parse_items(max_drop, _DROP_RE, "max-drop"):
-            drop = float(drop_text)
-            if drop < 0:
-                raise ValueError(f"max-drop for {name} must be >= 0, got {drop_text}")
-            value = _metric_value(combined, name, "candidate")
-            base = _metric_value(baseline, name, "baseline")
-            if name in LOWER_IS_BETTER:
-                if value > base + drop:
-                    failures.append(
-                        f"{name} = {value:g} exceeds baseline {base:g} + {drop:g} = {base + drop:g}"
-                    )
-            elif value < base - drop:
-                failures.append(
-                    f"{name} = {value:g} below baseline {base:g} - {drop:g} = {base - drop:g}"
-                )
-    return failures
-
-
-def _table_rows(
-    metrics: dict[str, Any],
-) -> tuple[str, list[tuple[str, dict[str, Any]]], tuple[str, ...]]:
-    """Row label, rows (sequences or TAO classes, then COMBINED) and columns of a metrics dict."""
-    combined = metrics["combined"]
-    benchmark = metrics.get("benchmark")
-    if benchmark == TAO_BENCHMARK:
-        box = BOX_SUMMARY_METRICS if "BoxAP" in combined else ()
-        rows = [*metrics["classes"].items(), ("COMBINED", combined)]
-        return "class", rows, TRACK_METRIC_NAMES + box
-    if benchmark == COCO_BENCHMARK:
-        return "", [("COMBINED", combined)], BOX_METRIC_NAMES
-    return "sequence", [*metrics["sequences"].items(), ("COMBINED", combined)], TABLE_COLUMNS
-
-
-def _cell(values: dict[str, Any], column: str, width: int) -> str:
-    if column not in values:  # e.g. box AP on a TAO class row
-        return f"{'-':>{width}}"
-    value = values[column]
-    if value is None:
-        return f"{'nan':>{width}}"
-    if isinstance(value, int):
-        return f"{value:>{width}d}"
-    return f"{value:>{width}.3f}"
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """Per-sequence (TAO: per-class) rows plus COMBINED; MOTChallenge columns ``TABLE_COLUMNS``."""
-    label, rows, columns = _table_rows(metrics)
-    width = max(len(label), *(len(name) for name, _ in rows))
-    widths = {column: max(9, len(column) + 1) for column in columns}
-    lines = [f"{label:<{width}}" + "".join(f"{c:>{widths[c]}}" for c in columns)]
-    for name, values in rows:
-        cells = "".join(_cell(values, c, widths[c]) for c in columns)
-        lines.append(f"{name:<{width}}" + cells)
-    return "\n".join(lines)
-
-
-SUMMARY_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
-
-
-def summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of the combined row (what ``dvc metrics show`` displays).
-
-    MOTChallenge: ``SUMMARY_METRICS``; TAO: TrackAP/50/75 (and BoxAP/50/75 when detections
-    were scored); COCO: all ``Box*`` metrics.
-    """
-    combined = metrics["combined"]
-    benchmark = metrics.get("benchmark")
-    names: tuple[str, ...] = SUMMARY_METRICS
-    if benchmark == TAO_BENCHMARK:
-        names = TAO_SUMMARY_METRICS + (BOX_SUMMARY_METRICS if "BoxAP" in combined else ())
-    elif benchmark == COCO_BENCHMARK:
-        names = BOX_METRIC_NAMES
-    return {name: combined[name] for name in names}
-
-
-PER_SEQUENCE_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
-
-
-def write_per_sequence_csv(path: str | os.PathLike[str], metrics: dict[str, Any]) -> None:
-    """One row per sequence (and ``COMBINED``) of the headline metrics, for ``dvc plots``.
-
-    TAO: one row per class (first column ``class``) with TrackAP/50/75; COCO: the
-    ``COMBINED`` row of BoxAP/50/75.
-    """
-    benchmark = metrics.get("benchmark")
-    label = "sequence"
-    columns: tuple[str, ...] = PER_SEQUENCE_COLUMNS
-    rows = [*metrics["sequences"].items(), ("COMBINED", metrics["combined"])]
-    if benchmark == TAO_BENCHMARK:
-        label, columns = "class", TAO_SUMMARY_METRICS
-        rows = [*metrics["classes"].items(), ("COMBINED", metrics["combined"])]
-    elif benchmark == COCO_BENCHMARK:
-        columns = BOX_SUMMARY_METRICS
-    with atomic_write(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow((label, *columns))
-        for name, values in rows:
-            cells = [name]
-            for column in columns:
-                value = values.get(column)
-                cells.append("" if value is None else f"{value:.4f}".rstrip("0").rstrip("."))
-            writer.writerow(cells)
-
-
-def benchmark_metric_names(benchmark: str) -> tuple[str, ...]:
-    """Metrics ``benchmark`` can report (TAO: box AP too, when detections are saved)."""
-    if benchmark == COCO_BENCHMARK:
-        return BOX_METRIC_NAMES
-    if benchmark == TAO_BENCHMARK:
-        return TRACK_METRIC_NAMES + BOX_METRIC_NAMES
-    return METRIC_NAMES
-
-
-def check_gate_names(gate: GateConfig, names: tuple[str, ...], where: str) -> None:
-    """Raise ``ValueError`` unless the gate's criteria parse and use only ``names``."""
-    zeros = dict.fromkeys(names, 0.0)
-    try:
-        check_gate(zeros, gate=gate.criteria or None, baseline=zeros, max_drop=gate.max_drop or "")
-    except ValueError as exc:
-        raise ValueError(f"{where}: gate: {exc}") from exc
-
-
-def evaluate_results(
-    gt: str | os.PathLike[str],
-    results: str | os.PathLike[str],
-    *,
-    benchmark: str,
-    split: str,
-) -> dict[str, Any]:
-    """Score ``results`` against ``gt`` with ``benchmark`` (``split``: MOTChallenge only)."""
-    if benchmark in (TAO_BENCHMARK, COCO_BENCHMARK):
-        if split != "full":
-            raise ValueError(
-                f"data.val_split {split} applies to MOTChallenge benchmarks only; "
-                f"{benchmark} is scored on the whole gt file"
-            )
-        if benchmark == TAO_BENCHMARK:
-            return evaluate_tao(gt, results)
-        return evaluate_box_ap(gt, results)
-    return evaluate_mot(gt, results, benchmark=benchmark, split=split)
-
-
-def main(args: argparse.Namespace) -> int:
-    """``qdtrack evaluate``: score the results; 0 = evaluated."""
-    config = stage_config(args.config, args.set)
-    benchmark, split = config.evaluate.benchmark, config.data.val_split
-    # A gate that names metrics this benchmark does not report would only fail after the
-    # evaluation (or in the next stage): check it first.
-    names = benchmark_metric_names(benchmark)
-    check_gate_names(config.gate, names, str(args.config or "config"))
-    metrics = evaluate_results(args.gt, args.results, benchmark=benchmark, split=split)
-    print(format_table(metrics))
-    if args.out:
-        write_json(args.out, metrics)
-        print(f"wrote {args.out}")
-    if getattr(args, "summary", None):
-        write_json(args.summary, summary_metrics(metrics))
-        print(f"wrote {args.summary}")
-    if getattr(args, "per_sequence_csv", None):
-        write_per_sequence_csv(args.per_sequence_csv, metrics)
-        print(f"wrote {args.per_sequence_csv}")
-    return 0

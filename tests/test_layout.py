@@ -1,0 +1,21 @@
+"""The package's layout holds: no import cycle, and the model depends on nothing around it."""
+
+from __future__ import annotations
+
+from import_graph import closure, cycles, import_graph, project_modules
+
+
+def test_no_import_cycle_anywhere() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_the_model_imports_neither_data_nor_config() -> None:
+    graph = import_graph(packages=("qdtrack",))
+    model = [m for m in project_modules(packages=("qdtrack",)) if m.startswith("qdtrack.model")]
+    reached = closure(model, graph)
+    assert not {m for m in reached if m.startswith(("qdtrack.data", "qdtrack.config"))}
+
+
+def test_cycles_are_found() -> None:
+    """The check above can fail: a two-module loop is reported."""
+    assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]

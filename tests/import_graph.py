@@ -1,7 +1,8 @@
 """The project's static import graph, read from the source with ``ast`` (nothing is imported).
 
 Every ``import`` statement counts, including those inside functions (the CLI and several
-modules import lazily; a lazy import still runs when the command does). Only project
+modules import lazily; a lazy import still runs when the command does), except those under
+``if TYPE_CHECKING:``, which never run. Only project
 modules are kept: third-party imports are dropped. Importing ``a.b.c`` also imports the
 packages ``a`` and ``a.b`` (their ``__init__.py``), except the importing module's own
 packages, which are already being imported when it runs.
@@ -56,8 +57,18 @@ def direct_imports(module: str, root: Path = REPO) -> set[str]:
     if path is None:
         return set()
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    # ``if TYPE_CHECKING:`` blocks never run: their imports are for the type checker only.
+    typing_only = {
+        id(inner)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for stmt in block.body
+        for inner in ast.walk(stmt)
+    }
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]

@@ -19,3 +19,15 @@ def test_the_model_imports_neither_data_nor_config() -> None:
 def test_cycles_are_found() -> None:
     """The check above can fail: a two-module loop is reported."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+
+
+def test_type_checking_imports_are_not_edges(tmp_path) -> None:
+    package = tmp_path / "qdtrack"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from qdtrack import b\n"
+    )
+    (package / "b.py").write_text("from qdtrack import a\n")
+    graph = import_graph(tmp_path, packages=("qdtrack",))
+    assert graph["qdtrack.a"] == set() and graph["qdtrack.b"] == {"qdtrack.a"}

@@ -20,15 +20,17 @@ import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qdtrack.data.frames import ImageFrames
 from qdtrack.io_utils import write_json
-from qdtrack.model.qdtrack import QDTrack
 from qdtrack.structures import Detections, Tracks
 from qdtrack.trackers import AnyTrackerSettings, build_tracker, iou_baseline_settings
+
+if TYPE_CHECKING:
+    from qdtrack.track import Predictor
 
 #: Frame rate written into the rendered videos (TAO annotates about 1 frame per second).
 RENDER_FPS = 5.0
@@ -110,7 +112,7 @@ def detection_records(
 
 
 def track_tao_set(
-    model: QDTrack,
+    model: Predictor,
     settings: AnyTrackerSettings,
     manifest: Mapping[str, Any],
     out_dir: str | Path,

@@ -95,14 +95,18 @@ def build_config(
     warmup_hw: tuple[int, int] | None = None,
     trt_fp16_cache_dir: str | None = None,
     parameters: Mapping[str, str] | None = None,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    preferred_batch_sizes: Sequence[int] = (),
+    max_queue_delay_us: int = 0,
 ) -> model_config_pb2.ModelConfig:
     """Triton's ``ModelConfig`` of the exported network.
 
-    One frame per request, no batch axis (``max_batch_size`` 0, so every ``dims`` is the
-    full shape): frames differ in size and the detector's post-processing is traced for one
-    image. The input is the resized uint8 BGR frame (normalisation and padding happen in
-    the graph); outputs are padded to ``max_detections`` rows, ``num_detections`` says how
-    many are real.
+    By default one frame per request, no batch axis (``max_batch_size`` 0, so every
+    ``dims`` is the full shape). With ``max_batch_size > 0`` (the batched graph) the
+    ``dims`` are per frame and Triton's dynamic batcher joins requests of equal shape,
+    waiting up to ``max_queue_delay_us`` for a preferred batch size. The input is the
+    resized uint8 BGR frame (normalisation and padding happen in the graph); outputs are
+    padded to ``max_detections`` rows, ``num_detections`` says how many are real.
 
     Args:
         name: Triton model name (the model folder's name).
@@ -120,6 +124,10 @@ def build_config(
             NMS, NonZero and RoiAlign fall back to the CUDA EP. Put the cache on a
             persistent volume: engines are built on first use.
         parameters: further string parameters (the serving contracts).
+        max_batch_size: 0 for the single-frame graph, else the largest batch of the
+            batched graph.
+        preferred_batch_sizes: the dynamic batcher's preferred sizes (batched graph only).
+        max_queue_delay_us: the dynamic batcher's queue delay (batched graph only).
     """
     if platform not in PLATFORMS.values():
         raise ValueError(f"platform must be one of {sorted(PLATFORMS.values())}, got {platform!r}")
@@ -133,9 +141,20 @@ def build_config(
         platform != PLATFORMS["onnx"] or instance_kind != "KIND_GPU"
     ):
         raise ValueError("the TensorRT accelerator applies to an ONNX model on KIND_GPU")
+    if max_batch_size < 0:
+        raise ValueError(f"max_batch_size must be >= 0, got {max_batch_size}")
+    if max_batch_size == 0 and (preferred_batch_sizes or max_queue_delay_us):
+        raise ValueError("dynamic batching settings need a batched graph (max_batch_size > 0)")
+    if any(not 1 <= size <= max_batch_size for size in preferred_batch_sizes):
+        raise ValueError(
+            f"preferred batch sizes {list(preferred_batch_sizes)} outside 1..{max_batch_size}"
+        )
     config = model_config_pb2.ModelConfig(
-        name=name, platform=platform, max_batch_size=MAX_BATCH_SIZE
+        name=name, platform=platform, max_batch_size=max_batch_size
     )
+    if max_batch_size > 0:
+        config.dynamic_batching.preferred_batch_size.extend(preferred_batch_sizes)
+        config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
     _tensors(config.input, INPUTS)
     _tensors(config.output, output_specs(embedding_dim, max_detections))
     group = config.instance_group.add()
@@ -184,8 +203,18 @@ def check_config(config: model_config_pb2.ModelConfig, graph_io: Mapping[str, Te
         config: the parsed ``config.pbtxt``.
         graph_io: the graph's inputs and outputs (:func:`qdtrack.export.onnx_export.onnx_io`).
     """
-    if config.max_batch_size != MAX_BATCH_SIZE:
-        raise ValueError(f"max_batch_size is {config.max_batch_size}, the graph needs 0")
+    if config.max_batch_size < 0:
+        raise ValueError(f"max_batch_size is {config.max_batch_size}, must be >= 0")
+    image = graph_io.get(INPUTS[0].name)
+    graph_batched = image is not None and len(image.dims) == len(INPUTS[0].dims) + 1
+    if graph_batched != (config.max_batch_size > 0):
+        want = "a positive max_batch_size" if graph_batched else "max_batch_size 0"
+        raise ValueError(f"max_batch_size is {config.max_batch_size}, the graph needs {want}")
+    if graph_batched:  # config dims are per frame, without the batch axis
+        graph_io = {
+            name: TensorSpec(spec.name, spec.triton_dtype, spec.dims[1:])
+            for name, spec in graph_io.items()
+        }
     declared = {**_config_specs(config.input), **_config_specs(config.output)}
     problems = [
         f"{name}: config {declared.get(name)} vs graph {graph_io.get(name)}"

@@ -274,7 +274,8 @@ class ExportConfig:
         calibration_frames: training frames the INT8 ranges are measured on (spread
             evenly over the sources).
         max_hota_drop: the INT8 model's HOTA may be at most this many points below the
-            float model's on the validation sequences (same run), or the export fails.
+            float model's on the validation sequences (same run), or the export fails. 0
+            allows no loss; a negative value demands that INT8 score higher by that much.
         max_idf1_drop: the same for IDF1.
     """
 
@@ -301,11 +302,6 @@ class ExportConfig:
             raise ValueError(
                 f"calibration_frames must be at least 1, got {self.calibration_frames}"
             )
-        for name in ("max_hota_drop", "max_idf1_drop"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"{name} must be >= 0 (points of the metric), got {getattr(self, name)}"
-                )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 from qdtrack.config import QDTrackConfig
 from qdtrack.evaluate import BENCHMARKS, evaluate_mot
+from qdtrack.export.quantize import calibration_images, quantize_int8
+from qdtrack.export.runtime import OnnxDetector
 from qdtrack.track import Predictor, track_val_set
 
 
@@ -83,6 +85,34 @@ def score_tracking(
         )
     combined = metrics["combined"]
     return TrackingScores(hota=float(combined["HOTA"]), idf1=float(combined["IDF1"]))
+
+
+def build_int8(
+    float_path: Path,
+    int8_path: Path,
+    config: QDTrackConfig,
+    *,
+    img_scale: tuple[int, int],
+    batched: bool,
+    manifest: dict[str, Any],
+    gt_dir: str | Path,
+) -> Int8GateReport:
+    """Quantise ``float_path`` into ``int8_path`` and score both (the caller enforces it).
+
+    Calibration uses ``export.calibration_frames`` frames of ``train.sources``.
+    """
+    check_manifest(manifest, config)
+    frames = calibration_images(
+        config.train.sources, config.model.class_names(), config.export.calibration_frames
+    )
+    quantize_int8(float_path, int8_path, frames, img_scale=img_scale, batched=batched)
+    return run_gate(
+        OnnxDetector(float_path, img_scale=img_scale),
+        OnnxDetector(int8_path, img_scale=img_scale),
+        config,
+        manifest,
+        gt_dir,
+    )
 
 
 def run_gate(

@@ -16,10 +16,9 @@ the validation sequences with both models and compares HOTA and IDF1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -67,7 +66,8 @@ def calibration_images(
         try:
             loaded = load_source(source, class_names)
         except (FileNotFoundError, ValueError) as exc:
-            raise CalibrationError(f"INT8 calibration: training source {source.path}: {exc}") from exc
+            message = f"INT8 calibration: training source {source.path}: {exc}"
+            raise CalibrationError(message) from exc
         paths.extend(frame.image_path for video in loaded.videos for frame in video.frames)
     if not paths:
         raise CalibrationError("INT8 calibration: the training sources hold no frames")
@@ -146,27 +146,21 @@ def quantize_int8(
         # nodes). Symbolic shape inference stops at the data-dependent NMS, so it is off.
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        _quantize(quantize_static, prepared, int8_path, _Reader(frames, img_scale, batched))
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            _Reader(frames, img_scale, batched),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=float_nodes(prepared),
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
 
 
 def float_nodes(path: Path) -> list[str]:
     """Names of the nodes of :data:`FLOAT_NODES` in the graph at ``path``."""
     graph = onnx.load(str(path)).graph
     return [node.name for node in graph.node if any(f in node.name for f in FLOAT_NODES)]
-
-
-def _quantize(quantize_static: Any, prepared: Path, int8_path: str | Path, reader: Any) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
-
-    quantize_static(
-        str(prepared),
-        str(int8_path),
-        reader,
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(QUANTIZED_OPS),
-        nodes_to_exclude=float_nodes(prepared),
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-    )

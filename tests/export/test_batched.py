@@ -14,6 +14,7 @@ from qdtrack.data.frames import open_frames
 from qdtrack.export.contract import INPUT_IMAGE
 from qdtrack.export.onnx_export import onnx_io
 from qdtrack.export.parity import compare_detections
+from qdtrack.export.quantize import calibration_images, quantize_int8
 from qdtrack.export.repository import (
     ExportError,
     ExportResult,
@@ -22,7 +23,7 @@ from qdtrack.export.repository import (
 )
 from qdtrack.export.runtime import OnnxDetector, prepare_frame, unpack_detections
 from qdtrack.export.triton_config import check_config, parse_config
-from qdtrack.structures import Tracks
+from qdtrack.structures import Tracks, box_iou
 from qdtrack.trackers import build_tracker
 
 BATCHING = [
@@ -148,3 +149,23 @@ def test_a_batched_tensorrt_plan_is_refused() -> None:
     # Checked before TensorRT is needed; a plan has no ONNX Loop for the per-image part.
     with pytest.raises(ExportError, match=r"export\.batching applies to --format onnx"):
         check_variant(ExportConfig(batching=True), "tensorrt", "KIND_GPU", False, None, None)
+
+
+def test_batched_graph_quantises_and_runs(
+    batched: ExportResult,
+    batched_detector: OnnxDetector,
+    sequence_frames: list[np.ndarray],
+    tiny_config: QDTrackConfig,
+    tmp_path: Path,
+) -> None:
+    # The per-image loop stays float32; ONNX Runtime must load and run the result (its
+    # QDQ clean-up used to fail on quantised tensors entering the loop).
+    frames = calibration_images(tiny_config.train.sources, ("pedestrian",), 32)
+    int8_path = tmp_path / "model.int8.onnx"
+    quantize_int8(batched.model_file, int8_path, frames, img_scale=(160, 160), batched=True)
+    int8 = OnnxDetector(int8_path, img_scale=(160, 160))
+    ours = int8.predict(sequence_frames[:3])
+    theirs = batched_detector.predict(sequence_frames[:3])
+    for quantised, exact in zip(ours, theirs, strict=True):
+        best = exact.boxes_xyxy[np.argmax(exact.scores)]
+        assert float(box_iou(best[None], quantised.boxes_xyxy).max()) > 0.7

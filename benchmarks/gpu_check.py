@@ -52,13 +52,10 @@ TIMED_RUNS = 10
 
 def gpu_unavailable_reason() -> str | None:
     """Why this machine cannot run the check (``None`` when torch sees a CUDA GPU)."""
-    try:
-        import torch
-    except ImportError:
-        return "PyTorch is not installed"
-    if not torch.cuda.is_available():
-        return "no CUDA GPU is visible to PyTorch (torch.cuda.is_available() is false)"
-    return None
+    import torch
+
+    visible = torch.cuda.is_available()
+    return None if visible else "no CUDA GPU is visible to PyTorch (torch.cuda.is_available())"
 
 
 class Check:

@@ -168,8 +168,13 @@ def triton_counts(http_port: int) -> tuple[int, int]:
     return int(model["inference_count"]), int(model["execution_count"])
 
 
-def stack_runs(repository: Path, frames: list[bytes], seconds: float) -> list:
-    """The stack on ``repository``: one run per stream count."""
+def stack_runs(repository: Path, frames: list[bytes], seconds: float, bare: list) -> list:
+    """The stack on ``repository``: one run per stream count.
+
+    Each run lasts at least ``seconds`` and three rounds of every stream's frame at the
+    bare model's rate (``bare``), after one round (+1 s) of warm-up: with 32 streams on one
+    core a round takes seconds, and a window of one round would count only the fast ones.
+    """
     # a short folder: PyTriton's unix sockets live in its workspace (108-byte path limit)
     logs = Path(tempfile.mkdtemp(prefix="qdtrack-bench-"))
     env = sidecar_env_for(repository)
@@ -184,10 +189,11 @@ def stack_runs(repository: Path, frames: list[bytes], seconds: float) -> list:
             url = f"http://127.0.0.1:{services['sidecar'].ports['http']}"
             http_port = services["triton"].ports["http"]
             asyncio.run(overhead_run(url, 1, frames, 1.0, warmup=0.5))  # first-call set-up
-            for streams in STREAMS:
+            for streams, reference in zip(STREAMS, bare, strict=True):
+                round_s = streams / reference["frames_per_s"]
+                window, warmup = max(seconds, 3 * round_s), round_s + 1.0
                 before = triton_counts(http_port)
-                # 5 s warm-up: the streams start as one burst, then spread over the queue
-                run = asyncio.run(overhead_run(url, streams, frames, seconds, warmup=5.0))
+                run = asyncio.run(overhead_run(url, streams, frames, window, warmup=warmup))
                 after = triton_counts(http_port)
                 inferences, executions = (a - b for a, b in zip(after, before, strict=True))
                 rows.append(
@@ -323,7 +329,7 @@ def main() -> None:
         for name, rows in result["bare"].items()
     }
     result["stack"] = {
-        name: stack_runs(repo, frames, args.seconds) for name, repo in repositories.items()
+        name: stack_runs(repo, frames, args.seconds, result["bare"][name]) for name, repo in repositories.items()
     }
     result["ratios"] = ratios(result)
     print_report(result)

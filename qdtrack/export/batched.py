@@ -161,7 +161,12 @@ def compose_batched(trunk: onnx.ModelProto, head: onnx.ModelProto) -> onnx.Model
 
 
 def export_batched_onnx(
-    model: QDTrack, path: str | Path, *, img_scale: tuple[int, int], opset: int = OPSET
+    model: QDTrack,
+    path: str | Path,
+    *,
+    img_scale: tuple[int, int],
+    opset: int = OPSET,
+    parts: Path | None = None,
 ) -> None:
     """Write the batched graph: ``image`` (N, h, w, 3) uint8 -> the contract's outputs (N, ...).
 
@@ -170,11 +175,19 @@ def export_batched_onnx(
         path: ``.onnx`` file to write.
         img_scale: the model's resize limits (the traced sample is a resized 1920x1080 frame).
         opset: ONNX opset.
+        parts: keep the two traces there (``trunk.onnx``, ``head.onnx``): INT8 quantises
+            them one by one (:func:`qdtrack.export.quantize.quantize_int8`).
     """
     with tempfile.TemporaryDirectory(prefix="qdtrack-batched-") as folder:
-        trunk, head = trace_trunk_and_head(model, Path(folder), img_scale=img_scale, opset=opset)
+        where = parts or Path(folder)
+        trunk, head = trace_trunk_and_head(model, where, img_scale=img_scale, opset=opset)
     graph = compose_batched(trunk, head)
     rows = ExportableImageHead(model).max_detections
     set_output_shapes(graph, batch_specs(output_specs(embedding_width(model), rows)))
+    save_checked(graph, path)
+
+
+def save_checked(graph: onnx.ModelProto, path: str | Path) -> None:
+    """Check ``graph`` with ONNX's checker and write it."""
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))

@@ -96,16 +96,18 @@ def build_int8(
     batched: bool,
     manifest: dict[str, Any],
     gt_dir: str | Path,
+    parts: Path | None = None,
 ) -> Int8GateReport:
     """Quantise ``float_path`` into ``int8_path`` and score both (the caller enforces it).
 
-    Calibration uses ``export.calibration_frames`` frames of ``train.sources``.
+    Calibration uses ``export.calibration_frames`` frames of ``train.sources``; ``parts``
+    are the batched graph's traces (see :func:`~qdtrack.export.quantize.quantize_int8`).
     """
     check_manifest(manifest, config)
     frames = calibration_images(
         config.train.sources, config.model.class_names(), config.export.calibration_frames
     )
-    quantize_int8(float_path, int8_path, frames, img_scale=img_scale, batched=batched)
+    quantize_int8(float_path, int8_path, frames, img_scale=img_scale, batched=batched, parts=parts)
     return run_gate(
         OnnxDetector(float_path, img_scale=img_scale),
         OnnxDetector(int8_path, img_scale=img_scale),

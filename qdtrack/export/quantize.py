@@ -5,10 +5,10 @@ the form ONNX Runtime fuses into integer convolutions and matrix products; with 
 VNNI or AVX-VNNI they run on the integer dot-product units). Activation ranges are
 measured on frames of the training data, resized exactly as a client resizes them. Only
 convolutions and matrix products are quantised: box decoding, NMS and RoI pooling stay in
-float32, so box coordinates keep their precision. In the batched graph the per-image part
-runs inside an ONNX ``Loop``, which ONNX Runtime's QDQ quantiser does not enter: there the
-trunk (backbone, FPN, RPN head, most of the arithmetic) is quantised and the box and
-embedding heads stay float32.
+float32, so box coordinates keep their precision. The batched graph is quantised in its
+two traced parts (ONNX Runtime's quantiser does not enter the ``Loop`` that runs the
+per-image head): the trunk on the calibration frames, the head on the float trunk's outputs
+for them; the quantised parts are joined as the float ones were.
 
 Whether the result is good enough is not assumed: :mod:`qdtrack.export.int8_gate` tracks
 the validation sequences with both models and compares HOTA and IDF1.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ import onnx
 
 from qdtrack.config import DatasetSource
 from qdtrack.data.sources import load_source
+from qdtrack.export.batched import IMAGE_HW, compose_batched, save_checked
 from qdtrack.export.contract import INPUT_IMAGE
 from qdtrack.export.runtime import prepare_frame
 
@@ -118,6 +120,7 @@ def quantize_int8(
     *,
     img_scale: tuple[int, int],
     batched: bool,
+    parts: Path | None = None,
 ) -> None:
     """Write the static INT8 (QDQ) version of ``float_path`` to ``int8_path``.
 
@@ -127,7 +130,18 @@ def quantize_int8(
         frames: calibration images (training frames), read with OpenCV.
         img_scale: the model's resize limits.
         batched: ``float_path`` is the batched graph.
+        parts: the batched graph's two traces (``export_batched_onnx(parts=...)``): each
+            is quantised on its own, the head on the float trunk's outputs for the
+            calibration frames, and the two are joined again; without them the per-image
+            head stays float32 (ONNX Runtime's quantiser does not enter the loop).
     """
+    if batched and parts is not None:
+        _quantize_parts(Path(float_path), Path(int8_path), frames, img_scale, parts)
+    else:
+        _quantize_file(Path(float_path), Path(int8_path), FrameReader(frames, img_scale, batched))
+
+
+def _quantize_file(float_path: Path, int8_path: Path, reader: Any) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -137,8 +151,9 @@ def quantize_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class _Reader(FrameReader, CalibrationDataReader):  # ORT checks the base class
-        pass
+    class _Reader(CalibrationDataReader):  # ORT checks the base class
+        def get_next(self) -> dict[str, npt.NDArray[Any]] | None:
+            return reader.get_next()
 
     with tempfile.TemporaryDirectory(prefix="qdtrack-int8-") as folder:
         # ONNX Runtime's graph clean-up first: the quantiser needs every weight and bias as
@@ -149,7 +164,7 @@ def quantize_int8(
         quantize_static(
             str(prepared),
             str(int8_path),
-            _Reader(frames, img_scale, batched),
+            _Reader(),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
             nodes_to_exclude=float_nodes(prepared),
@@ -158,6 +173,48 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
+
+
+class HeadReader:
+    """Calibration feeds of the batched graph's head: the float trunk's outputs per frame."""
+
+    def __init__(
+        self, trunk: Path, head: Path, paths: Sequence[Path], img_scale: tuple[int, int]
+    ) -> None:
+        import onnxruntime as ort
+
+        self._trunk = ort.InferenceSession(str(trunk), providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in onnx.load(str(head)).graph.input]
+        self._frames = FrameReader(paths, img_scale, batched=True)
+
+    def get_next(self) -> dict[str, npt.NDArray[Any]] | None:
+        """The head's inputs for the next frame, ``None`` at the end."""
+        feed = self._frames.get_next()
+        if feed is None:
+            return None
+        images = feed[INPUT_IMAGE.name]
+        names = [o.name for o in self._trunk.get_outputs()]
+        values = dict(zip(names, self._trunk.run(names, feed), strict=True))
+        values[IMAGE_HW] = np.asarray(images.shape[1:3], dtype=np.int64)
+        return {name: values[name] for name in self._inputs}
+
+
+def _quantize_parts(
+    float_path: Path,
+    int8_path: Path,
+    frames: Sequence[Path],
+    img_scale: tuple[int, int],
+    parts: Path,
+) -> None:
+    trunk, head = parts / "trunk.onnx", parts / "head.onnx"
+    _quantize_file(trunk, parts / "trunk.int8.onnx", FrameReader(frames, img_scale, True))
+    _quantize_file(head, parts / "head.int8.onnx", HeadReader(trunk, head, frames, img_scale))
+    graph = compose_batched(
+        onnx.load(str(parts / "trunk.int8.onnx")), onnx.load(str(parts / "head.int8.onnx"))
+    )
+    graph.graph.ClearField("output")  # the float graph's, with the contract's shapes
+    graph.graph.output.extend(onnx.load(str(float_path)).graph.output)
+    save_checked(graph, int8_path)
 
 
 def float_nodes(path: Path) -> list[str]:

@@ -342,17 +342,21 @@ def export_repository(
     model_dir.mkdir(parents=True, exist_ok=True)
     img_scale = (metadata["img_scale"][0], metadata["img_scale"][1])
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))  # not a version
+    batched = config.export.batching
+    parts = Path(tempfile.mkdtemp(prefix="qdtrack-parts-")) if batched else None
     try:
         onnx_path = staging / ONNX_FILENAME
-        batched = config.export.batching
-        (export_batched_onnx if batched else export_onnx)(model, onnx_path, img_scale=img_scale)
+        if batched:
+            export_batched_onnx(model, onnx_path, img_scale=img_scale, parts=parts)
+        else:
+            export_onnx(model, onnx_path, img_scale=img_scale)
         check_onnx_io(
             onnx_path, metadata["embedding_dim"], metadata["max_detections"], batched=batched
         )
         metadata["parity"] = check_parity(model, onnx_path, img_scale)
         if config.export.int8:
             assert val_manifest is not None and val_gt is not None  # check_variant
-            metadata["int8"] = _int8(onnx_path, config, img_scale, val_manifest, val_gt)
+            metadata["int8"] = _int8(onnx_path, config, img_scale, val_manifest, val_gt, parts)
             check_onnx_io(
                 onnx_path, metadata["embedding_dim"], metadata["max_detections"], batched=batched
             )
@@ -382,6 +386,8 @@ def export_repository(
         staging.rename(version_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if parts is not None:
+            shutil.rmtree(parts, ignore_errors=True)
     config_path = model_dir / CONFIG_FILENAME
     with atomic_write(config_path, "w") as handle:
         handle.write(config_text)
@@ -435,8 +441,12 @@ def _int8(
     img_scale: tuple[int, int],
     val_manifest: str | Path,
     val_gt: str | Path,
+    parts: Path | None,
 ) -> dict[str, Any]:
-    """Replace ``onnx_path`` with its INT8 version if it passes the gate; the gate record."""
+    """Replace ``onnx_path`` with its INT8 version if it passes the gate; the gate record.
+
+    ``parts``: the batched graph's traces (quantised one by one).
+    """
     from qdtrack.export.int8_gate import build_int8
     from qdtrack.export.quantize import CalibrationError
 
@@ -452,6 +462,7 @@ def _int8(
             config,
             img_scale=img_scale,
             batched=config.export.batching,
+            parts=parts,
             manifest=read_json(val_manifest),
             gt_dir=val_gt,
         )

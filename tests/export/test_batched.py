@@ -6,11 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from qdtrack.cli import main as cli
 from qdtrack.config import ExportConfig, QDTrackConfig
 from qdtrack.data.frames import open_frames
+from qdtrack.export.batched import export_batched_onnx
 from qdtrack.export.contract import INPUT_IMAGE
 from qdtrack.export.onnx_export import onnx_io
 from qdtrack.export.parity import compare_detections
@@ -23,6 +25,7 @@ from qdtrack.export.repository import (
 )
 from qdtrack.export.runtime import OnnxDetector, prepare_frame, unpack_detections
 from qdtrack.export.triton_config import check_config, parse_config
+from qdtrack.model.qdtrack import QDTrack
 from qdtrack.structures import Tracks, box_iou
 from qdtrack.trackers import build_tracker
 
@@ -152,17 +155,24 @@ def test_a_batched_tensorrt_plan_is_refused() -> None:
 
 
 def test_batched_graph_quantises_and_runs(
-    batched: ExportResult,
+    torch_model: QDTrack,
     batched_detector: OnnxDetector,
     sequence_frames: list[np.ndarray],
     tiny_config: QDTrackConfig,
     tmp_path: Path,
 ) -> None:
-    # The per-image loop stays float32; ONNX Runtime must load and run the result (its
-    # QDQ clean-up used to fail on quantised tensors entering the loop).
+    # Trunk and per-image head are quantised one by one and joined again; ONNX Runtime
+    # must load and run the result (its QDQ clean-up used to abort on quantised tensors
+    # entering the loop).
+    float_path, parts = tmp_path / "model.onnx", tmp_path / "parts"
+    parts.mkdir()
+    export_batched_onnx(torch_model, float_path, img_scale=(160, 160), parts=parts)
     frames = calibration_images(tiny_config.train.sources, ("pedestrian",), 32)
     int8_path = tmp_path / "model.int8.onnx"
-    quantize_int8(batched.model_file, int8_path, frames, img_scale=(160, 160), batched=True)
+    quantize_int8(float_path, int8_path, frames, img_scale=(160, 160), batched=True, parts=parts)
+    loop = next(n for n in onnx.load(str(int8_path)).graph.node if n.op_type == "Loop")
+    head_ops = {node.op_type for node in loop.attribute[0].g.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Gemm"} <= head_ops  # the head too
     int8 = OnnxDetector(int8_path, img_scale=(160, 160))
     ours = int8.predict(sequence_frames[:3])
     theirs = batched_detector.predict(sequence_frames[:3])

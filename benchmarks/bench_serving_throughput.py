@@ -329,7 +329,8 @@ def main() -> None:
         for name, rows in result["bare"].items()
     }
     result["stack"] = {
-        name: stack_runs(repo, frames, args.seconds, result["bare"][name]) for name, repo in repositories.items()
+        name: stack_runs(repo, frames, args.seconds, result["bare"][name])
+        for name, repo in repositories.items()
     }
     result["ratios"] = ratios(result)
     print_report(result)

@@ -208,8 +208,10 @@ async def _run_streams(
     return measured, time.perf_counter() - begin - warmup
 
 
-async def overhead_run(url: str, concurrency: int, frames: list[bytes], seconds: float) -> dict:
-    """``concurrency`` streams for ``seconds`` (after a warm-up); latency percentiles.
+async def overhead_run(
+    url: str, concurrency: int, frames: list[bytes], seconds: float, warmup: float = WARMUP_S
+) -> dict:
+    """``concurrency`` streams for ``seconds`` (after ``warmup``); latency percentiles.
 
     Each stream has its own keep-alive connection (one camera, one client); streams are
     opened before the timed frames (opening 32 at once is a burst of its own).
@@ -219,7 +221,7 @@ async def overhead_run(url: str, concurrency: int, frames: list[bytes], seconds:
     gc.collect()
     gc.freeze()
     names = [f"c{concurrency}-{i}" for i in range(concurrency)]
-    rows, elapsed = await _run_streams(url, names, frames, WARMUP_S, seconds)
+    rows, elapsed = await _run_streams(url, names, frames, warmup, seconds)
     e2e = np.array([r[0] for r in rows])
     inference = np.array([r[1]["inference"] for r in rows])
     server = np.array([r[1]["total"] - r[1]["inference"] for r in rows])

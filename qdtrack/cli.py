@@ -400,7 +400,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "export",
         help="write the network as a Triton model repository (ONNX or TensorRT)",
         description="Export detector + embedding head as REPO/<model>/<version>/model.onnx "
-        "(or model.plan) with a generated config.pbtxt and export.json.",
+        "(or model.plan) with a generated config.pbtxt and export.json. The config's export "
+        "block picks the batched graph (Triton dynamic batching) and INT8 (CPU).",
     )
     _add_weights(p)
     p.add_argument("--out", required=True, help="Triton model repository folder")
@@ -432,6 +433,15 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--force", action="store_true", help="replace a version folder holding another model"
+    )
+    p.add_argument(
+        "--val-manifest",
+        default=None,
+        help="val.json of qdtrack data convert: the sequences the INT8 gate tracks "
+        "(needed with export.int8)",
+    )
+    p.add_argument(
+        "--val-gt", default=None, help="their ground truth folder, val_gt (with export.int8)"
     )
     p.set_defaults(handler="export")
 

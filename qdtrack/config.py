@@ -34,7 +34,7 @@ from qdtrack.trackers import (
 )
 
 #: The blocks of a params file, in file order.
-BLOCKS = ("data", "model", "tracker", "train", "evaluate", "gate", "deploy")
+BLOCKS = ("data", "model", "tracker", "train", "evaluate", "gate", "export", "deploy")
 
 DataSource = Literal["synth", "path"]
 ValSplit = Literal["full", "half-val"]
@@ -189,6 +189,55 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """Serving form of ``qdtrack export`` (batching across streams, INT8 on CPU).
+
+    Attributes:
+        batching: export the batched graph (a leading batch axis of equally sized frames)
+            with Triton's dynamic batcher; off = one frame per request (``max_batch_size``
+            0).
+        max_batch_size: the largest batch Triton forms (``batching`` only).
+        preferred_batch_sizes: batch sizes the dynamic batcher waits for, each at most
+            ``max_batch_size``; empty = Triton's default (as large as possible).
+        max_queue_delay_us: how long (microseconds) a request may wait for others to
+            join its batch.
+        int8: quantise the ONNX graph to INT8 (static, ONNX Runtime; CPU serving),
+            calibrated on frames of ``train.sources``, kept only if it passes the quality
+            gate below.
+        calibration_frames: training frames the INT8 ranges are measured on (spread
+            evenly over the sources).
+        max_hota_drop: the INT8 model's HOTA may be at most this many points below the
+            float model's on the validation sequences (same run), or the export fails. 0
+            allows no loss; a negative value demands that INT8 score higher by that much.
+        max_idf1_drop: the same for IDF1.
+    """
+
+    batching: bool = False
+    max_batch_size: int = 32
+    preferred_batch_sizes: tuple[int, ...] = (8, 16, 32)
+    max_queue_delay_us: int = 2000
+    int8: bool = False
+    calibration_frames: int = 32
+    max_hota_drop: float = 0.5
+    max_idf1_drop: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+        bad = [s for s in self.preferred_batch_sizes if not 1 <= s <= self.max_batch_size]
+        if bad:
+            raise ValueError(
+                f"preferred_batch_sizes {bad} outside 1..max_batch_size ({self.max_batch_size})"
+            )
+        if self.max_queue_delay_us < 0:
+            raise ValueError(f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us}")
+        if self.calibration_frames < 1:
+            raise ValueError(
+                f"calibration_frames must be at least 1, got {self.calibration_frames}"
+            )
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """Where ``qdtrack deploy`` publishes the gated export.
 
@@ -216,6 +265,7 @@ class QDTrackConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +281,7 @@ _BLOCK_TYPES: dict[str, type] = {
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
     "gate": GateConfig,
+    "export": ExportConfig,
     "deploy": DeployConfig,
 }
 

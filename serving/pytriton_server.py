@@ -3,8 +3,11 @@
 Production Triton runs ``REPO/qdtrack/<version>/model.onnx`` with its onnxruntime backend.
 The ``tritonserver`` that PyTriton ships has only the python backend,
 so here a python-backend model runs the same ONNX file with onnxruntime — under the name,
-tensors, ``max_batch_size``, instance count and ``qdtrack_model_version`` parameter read
-from the repository's own ``config.pbtxt``. Clients cannot tell the two apart.
+tensors, ``max_batch_size``, dynamic batcher, instance count and ``qdtrack_model_version``
+parameter read from the repository's own ``config.pbtxt``. Clients cannot tell the two
+apart. With the batched graph, Triton's dynamic batcher hands one call several requests;
+those of equal frame size run as one ONNX Runtime call, as Triton's onnxruntime backend
+runs a formed batch.
 
     .venv-triton/bin/python serving/pytriton_server.py --repository REPO [--grpc-port 8001]
 
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from google.protobuf import text_format
-from pytriton.model_config import ModelConfig, Tensor
+from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 from tritonclient.grpc import model_config_pb2
 
@@ -73,29 +76,53 @@ def tensors(specs: Sequence[Any]) -> list[Tensor]:
     return out
 
 
+def run_batched(
+    run: Callable[[np.ndarray], list[np.ndarray]],
+    images: list[np.ndarray],
+) -> list[list[np.ndarray]]:
+    """Per request the outputs of ``run``, requests of equal frame size run together.
+
+    ``images`` are the requests' (b_i, h, w, 3) inputs; ``run`` maps one (N, h, w, 3)
+    array to outputs with a leading axis of N. Returns, in request order, each request's
+    outputs (b_i rows each).
+    """
+    answers: list[list[np.ndarray]] = [[] for _ in images]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[1:]), []).append(index)
+    for members in groups.values():
+        values = run(np.concatenate([images[i] for i in members]))
+        bounds = np.cumsum([images[i].shape[0] for i in members])[:-1]
+        for value in values:
+            for i, part in zip(members, np.split(value, bounds), strict=True):
+                answers[i].append(part)
+    return answers
+
+
 def make_infer_fn(
-    model_path: Path, output_names: list[str], dtypes: dict[str, type], threads: int
+    model_path: Path,
+    output_names: list[str],
+    dtypes: dict[str, type],
+    threads: int,
+    batched: bool = False,
 ) -> InferFn:
     """One model instance: an ONNX Runtime session answering PyTriton requests."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    input_names = [i.name for i in session.get_inputs()]
+    (input_name,) = [i.name for i in session.get_inputs()]
+
+    def run(image: np.ndarray) -> list[np.ndarray]:
+        values = session.run(output_names, {input_name: np.ascontiguousarray(image)})
+        # canonical numpy types: PyTriton's strict check rejects e.g. longlong for INT64
+        return [np.asarray(v, dtype=dtypes[n]) for n, v in zip(output_names, values, strict=True)]
 
     def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
-        responses: list[dict[str, np.ndarray]] = []
-        for request in requests:  # one frame per request (max_batch_size 0)
-            feed = {name: np.ascontiguousarray(request[name]) for name in input_names}
-            values = session.run(output_names, feed)
-            # canonical numpy types: PyTriton's strict check rejects e.g. longlong for INT64
-            responses.append(
-                {
-                    n: np.asarray(v, dtype=dtypes[n])
-                    for n, v in zip(output_names, values, strict=True)
-                }
-            )
-        return responses
+        images = [np.asarray(request[input_name]) for request in requests]
+        # batched: the dynamic batcher's requests, each (b_i, h, w, 3); else one frame each
+        answers = run_batched(run, images) if batched else [run(image) for image in images]
+        return [dict(zip(output_names, values, strict=True)) for values in answers]
 
     return infer
 
@@ -104,10 +131,23 @@ def warm_up(infer: InferFn, config: model_config_pb2.ModelConfig) -> None:
     """Run the config's ``model_warmup`` zero frames once (the model is READY only after)."""
     for warmup in config.model_warmup:
         request = {}
+        batch = (max(warmup.batch_size, 1),) if config.max_batch_size > 0 else ()
         for name, value in warmup.inputs.items():
             dtype = _NUMPY_DTYPES[value.data_type]
-            request[name] = np.zeros(tuple(value.dims), dtype=dtype)
+            request[name] = np.zeros((*batch, *value.dims), dtype=dtype)
         infer([request])
+
+
+def model_config(config: model_config_pb2.ModelConfig) -> ModelConfig:
+    """PyTriton's model settings: batching and the dynamic batcher as ``config.pbtxt`` says."""
+    if config.max_batch_size <= 0:
+        return ModelConfig(batching=False, max_batch_size=0)
+    dynamic = config.dynamic_batching
+    batcher = DynamicBatcher(
+        max_queue_delay_microseconds=dynamic.max_queue_delay_microseconds,
+        preferred_batch_size=list(dynamic.preferred_batch_size) or None,
+    )
+    return ModelConfig(batching=True, max_batch_size=config.max_batch_size, batcher=batcher)
 
 
 def set_model_parameters(triton: Triton, parameters: dict[str, str]) -> None:
@@ -157,11 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     output_names = [o.name for o in config.output]
     dtypes: dict[str, type] = {o.name: _NUMPY_DTYPES[o.data_type] for o in config.output}
     instances = max(1, sum(g.count for g in config.instance_group) or 1)
+    batched = config.max_batch_size > 0
     infer_fns = [
-        make_infer_fn(model_path, output_names, dtypes, args.threads) for _ in range(instances)
+        make_infer_fn(model_path, output_names, dtypes, args.threads, batched)
+        for _ in range(instances)
     ]
     warm_up(infer_fns[0], config)
-    batching = config.max_batch_size > 0
     parameters = {key: value.string_value for key, value in config.parameters.items()}
     triton_config = TritonConfig(
         http_address=args.address,
@@ -184,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             inputs=tensors(config.input),
             outputs=tensors(config.output),
             model_version=version,
-            config=ModelConfig(batching=batching, max_batch_size=max(config.max_batch_size, 0)),
+            config=model_config(config),
             strict=True,
         )
         set_model_parameters(triton, parameters)

@@ -11,13 +11,14 @@ inside the graph. Outputs are padded to ``MAX_DETECTIONS`` rows per image;
 ``num_detections`` says how many rows are real. Boxes are in the pixel coordinates of the
 image that was sent (divide by the resize scale factor to get original-frame boxes).
 
-Batching: the graph takes **one frame per request** (``MAX_BATCH_SIZE = 0``), so every
-``dims`` below is the full tensor shape. Frames of different streams differ in size, and
-the detector's post-processing (per-level RPN top-k and NMS, the final NMS, RoI pooling of a
-data-dependent number of boxes) is traced for one image; Triton's dynamic batcher would need
-a leading batch axis of equally sized frames. Throughput scales with model instances
-(``instance_group { count: N }``) instead. :mod:`qdtrack.export.runtime` has the pure
-request/response helpers (resize + pack, unpack to ``Detections``).
+Batching: by default the graph takes **one frame per request** (``MAX_BATCH_SIZE = 0``), so
+every ``dims`` below is the full tensor shape and throughput scales with model instances
+(``instance_group { count: N }``). The batched export (``export.batching``,
+:mod:`qdtrack.export.batched`) adds a leading batch axis of equally sized frames, the
+frames of many streams of one camera type: ``max_batch_size > 0``, Triton's dynamic
+batcher joins single-frame requests, and the ``dims`` below are per frame, without the
+batch axis (Triton's convention). Post-processing stays per frame. :mod:`qdtrack.export.runtime`
+has the pure request/response helpers (resize + pack, unpack to ``Detections``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 
 MODEL_NAME = "qdtrack"
 MAX_DETECTIONS = 100  # the reference (MOT17) test_cfg max_per_img; the fewest rows exported
-#: Triton ``max_batch_size``: 0 = no batch axis, one frame per request (see above).
+#: Triton ``max_batch_size`` of the default graph: 0 = no batch axis, one frame per request
+#: (see above); the batched graph declares the configured ``export.max_batch_size``.
 MAX_BATCH_SIZE = 0
 
 #: File names inside a model version folder ``<repository>/<model>/<version>/``.

@@ -21,6 +21,8 @@ from torch import Tensor, nn
 from qdtrack.export.contract import export_rows
 from qdtrack.model.preprocess import SIZE_DIVISOR, ImageBatch, normalize_image
 from qdtrack.model.qdtrack import QDTrack
+from qdtrack.model.roi_heads import DetectionResult
+from qdtrack.model.rpn import RPNOutput
 
 
 def pad_to_divisor(image: Tensor, size_divisor: int = SIZE_DIVISOR) -> Tensor:
@@ -39,6 +41,35 @@ def pad_rows(rows: Tensor, num_rows: int) -> Tensor:
     """Zero-pad (N, ...) ``rows`` to (num_rows, ...) for N <= num_rows (trace-friendly)."""
     filler = rows.new_zeros((num_rows, *rows.shape[1:]))
     return torch.cat([rows, filler])[:num_rows]
+
+
+Outputs = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+
+
+def padded_outputs(result: DetectionResult, embeddings: Tensor, rows: int) -> Outputs:
+    """One image's detections as the contract's padded outputs (boxes ... num_detections)."""
+    # A sum of ones rather than ``len``: the count must stay a graph value (int64 sum,
+    # cast to the contract's int32).
+    num_detections = torch.ones_like(result.labels).sum(0, keepdim=True).to(torch.int32)
+    return (
+        pad_rows(result.boxes_xyxy, rows),
+        pad_rows(result.scores, rows),
+        pad_rows(result.labels, rows),
+        pad_rows(embeddings, rows),
+        num_detections,
+    )
+
+
+def check_rows(model: QDTrack, max_detections: int | None) -> int:
+    """The padded row count: ``max_detections`` or the default, at least ``max_per_img``."""
+    max_per_img = model.detector.roi_heads.max_per_img
+    rows = export_rows(max_per_img) if max_detections is None else max_detections
+    if max_per_img > rows:
+        raise ValueError(
+            f"the box head keeps up to {max_per_img} detections per image but the "
+            f"exported outputs hold {rows} rows"
+        )
+    return rows
 
 
 class ExportableQDTrack(nn.Module):
@@ -63,18 +94,10 @@ class ExportableQDTrack(nn.Module):
 
     def __init__(self, model: QDTrack, *, max_detections: int | None = None) -> None:
         super().__init__()
-        max_per_img = model.detector.roi_heads.max_per_img
-        if max_detections is None:
-            max_detections = export_rows(max_per_img)
-        if max_per_img > max_detections:
-            raise ValueError(
-                f"the box head keeps up to {max_per_img} detections per image but the "
-                f"exported outputs hold {max_detections} rows"
-            )
         self.model = model
-        self.max_detections = max_detections
+        self.max_detections = check_rows(model, max_detections)
 
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, image: Tensor) -> Outputs:
         """Detections and embeddings of one frame (see the class docstring)."""
         norm = self.model.detector.normalization
         normalized = pad_to_divisor(
@@ -94,14 +117,69 @@ class ExportableQDTrack(nn.Module):
             original_sizes=[(height, width)],
         )
         ((result, embeddings),) = self.model.predict_tensors(batch)
-        rows = self.max_detections
-        # A sum of ones rather than ``len``: the count must stay a graph value (int64 sum,
-        # cast to the contract's int32).
-        num_detections = torch.ones_like(result.labels).sum(0, keepdim=True).to(torch.int32)
-        return (
-            pad_rows(result.boxes_xyxy, rows),
-            pad_rows(result.scores, rows),
-            pad_rows(result.labels, rows),
-            pad_rows(embeddings, rows),
-            num_detections,
+        return padded_outputs(result, embeddings, self.max_detections)
+
+
+class ExportableTrunk(nn.Module):
+    """The convolutional part of the batched graph: N equally sized frames at once.
+
+    Input ``images``: (N, H, W, 3) uint8 BGR frames resized by the client. Outputs, each
+    with the batch axis first: the FPN maps P2..P6, then the RPN objectness of each level
+    (N, K_l), then the RPN deltas of each level (N, K_l, 4). Normalisation and padding are
+    the unbatched graph's, frame by frame.
+    """
+
+    def __init__(self, model: QDTrack) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        """Trunk outputs of a batch (see the class docstring)."""
+        norm = self.model.detector.normalization
+        count, height, width = images.shape[0], images.shape[1], images.shape[2]
+        # normalize_image takes one (3, H, W) image: the frames are stacked along H.
+        channels_first = images.permute(3, 0, 1, 2).reshape(3, -1, width)
+        normalized = normalize_image(
+            channels_first, mean=norm.mean, std=norm.std, to_rgb=norm.to_rgb
         )
+        normalized = normalized.reshape(3, count, height, width).permute(1, 0, 2, 3)
+        features = self.model.detector.extract_features(pad_to_divisor(normalized))
+        rpn = self.model.detector.rpn(features)
+        return (*features, *rpn.objectness, *rpn.deltas)
+
+
+class ExportableImageHead(nn.Module):
+    """The per-image part of the batched graph: one frame's trunk outputs to its detections.
+
+    Inputs: ``image_hw`` (2,) int64, the (h, w) of the frame sent, then the outputs of
+    :class:`ExportableTrunk` for this frame (batch axis of 1). Outputs: those of
+    :class:`ExportableQDTrack`. It runs :meth:`QDTrack.predict_from_features`, the rest of
+    the path that :class:`ExportableQDTrack` runs through ``predict_tensors``.
+    """
+
+    def __init__(self, model: QDTrack, *, max_detections: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.max_detections = check_rows(model, max_detections)
+
+    def forward(self, image_hw: Tensor, *trunk: Tensor) -> Outputs:
+        """Detections and embeddings of one frame (see the class docstring)."""
+        levels = len(trunk) // 3
+        features = list(trunk[:levels])
+        rpn = self.model.detector.rpn
+        rpn_output = RPNOutput(
+            objectness=list(trunk[levels : 2 * levels]),
+            deltas=list(trunk[2 * levels :]),
+            anchors=rpn.anchor_generator(features),
+            feature_sizes=[(int(f.shape[-2]), int(f.shape[-1])) for f in features],  # unused
+        )
+        finest = features[0]
+        batch = ImageBatch(
+            tensor=finest,  # only its batch size (1) is read after the trunk
+            image_sizes=[(image_hw[0], image_hw[1])],  # type: ignore[list-item]
+            pad_sizes=[(finest.shape[-2], finest.shape[-1])],
+            scale_factors=finest.new_ones((1, 4)),
+            original_sizes=[(finest.shape[-2], finest.shape[-1])],
+        )
+        ((result, embeddings),) = self.model.predict_from_features(features, rpn_output, batch)
+        return padded_outputs(result, embeddings, self.max_detections)

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 import torch
 
@@ -42,6 +43,40 @@ def embedding_width(model: QDTrack) -> int:
     return int(model.track_head.embed_head.embed_channels)
 
 
+def sample_frames(count: int, hw: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """(count, h, w, 3) uint8 noise traced through the graph (noise, not zeros: the trace
+    should see detections; every branch is kept anyway)."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (count, hw[0], hw[1], 3), dtype=np.uint8)
+
+
+def trace_to_onnx(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: str | Path,
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    opset: int = OPSET,
+) -> None:
+    """Trace ``module`` on ``args`` into an ONNX file with the legacy exporter."""
+    with warnings.catch_warnings():
+        # The legacy exporter warns that it is deprecated and about every Python number it
+        # freezes; the graph's dynamic parts are covered by the parity tests instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+        )
+
+
 def export_onnx(
     model: QDTrack, path: str | Path, *, img_scale: tuple[int, int], opset: int = OPSET
 ) -> None:
@@ -57,30 +92,28 @@ def export_onnx(
     model = model.to("cpu").eval()
     wrapper = ExportableQDTrack(model).eval()
     height, width = typical_input_hw(img_scale)
-    # Noise, not zeros: the trace should see detections (every branch is kept anyway).
-    sample = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    with warnings.catch_warnings():
-        # The legacy exporter warns that it is deprecated and about every Python number it
-        # freezes; the graph's dynamic parts are covered by the parity tests instead.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            (torch.from_numpy(sample),),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=[INPUT_IMAGE.name],
-            output_names=[spec.name for spec in OUTPUTS],
-            dynamic_axes={INPUT_IMAGE.name: {0: "height", 1: "width"}},
-        )
+    trace_to_onnx(
+        wrapper,
+        (torch.from_numpy(sample_frames(1, (height, width))[0]),),
+        path,
+        input_names=[INPUT_IMAGE.name],
+        output_names=[spec.name for spec in OUTPUTS],
+        dynamic_axes={INPUT_IMAGE.name: {0: "height", 1: "width"}},
+        opset=opset,
+    )
     graph = onnx.load(str(path))
-    _set_output_shapes(graph, output_specs(embedding_width(model), wrapper.max_detections))
+    set_output_shapes(graph, output_specs(embedding_width(model), wrapper.max_detections))
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
 
 
-def _set_output_shapes(graph: onnx.ModelProto, specs: tuple[TensorSpec, ...]) -> None:
-    """Write the static contract shapes over the exporter's symbolic output dims."""
+def batch_specs(specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+    """``specs`` with a leading variable batch axis (the batched graph's IO)."""
+    return tuple(TensorSpec(s.name, s.triton_dtype, (-1, *s.dims)) for s in specs)
+
+
+def set_output_shapes(graph: onnx.ModelProto, specs: tuple[TensorSpec, ...]) -> None:
+    """Write the contract shapes over the exporter's output dims (-1: a named ``batch``)."""
     by_name = {spec.name: spec for spec in specs}
     for output in graph.graph.output:
         shape = output.type.tensor_type.shape
@@ -89,7 +122,10 @@ def _set_output_shapes(graph: onnx.ModelProto, specs: tuple[TensorSpec, ...]) ->
             raise ValueError(f"output {output.name!r} has rank {len(shape.dim)}, want {dims}")
         for dim, size in zip(shape.dim, dims, strict=True):
             dim.Clear()
-            dim.dim_value = size
+            if size < 0:
+                dim.dim_param = "batch"
+            else:
+                dim.dim_value = size
 
 
 def onnx_io(path: str | Path) -> dict[str, TensorSpec]:
@@ -106,11 +142,18 @@ def onnx_io(path: str | Path) -> dict[str, TensorSpec]:
 
 
 def check_onnx_io(
-    path: str | Path, embedding_dim: int, max_detections: int = MAX_DETECTIONS
+    path: str | Path,
+    embedding_dim: int,
+    max_detections: int = MAX_DETECTIONS,
+    *,
+    batched: bool = False,
 ) -> None:
-    """Raise ``ValueError`` unless the file's inputs and outputs are exactly the contract's."""
-    specs = output_specs(embedding_dim, max_detections)
-    expected = {spec.name: spec for spec in (INPUT_IMAGE, *specs)}
+    """Raise ``ValueError`` unless the file's inputs and outputs are exactly the contract's.
+
+    ``batched``: every tensor has a leading batch axis (the batched graph).
+    """
+    specs = (INPUT_IMAGE, *output_specs(embedding_dim, max_detections))
+    expected = {spec.name: spec for spec in (batch_specs(specs) if batched else specs)}
     actual = onnx_io(path)
     if actual != expected:
         raise ValueError(f"{path}: graph IO {list(actual.values())} is not the contract")

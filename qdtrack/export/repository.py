@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from qdtrack.checkpoint import checkpoint_config, load_checkpoint, model_from_state
-from qdtrack.config import QDTrackConfig, stage_config
+from qdtrack.config import ExportConfig, QDTrackConfig, stage_config
+from qdtrack.export.batched import export_batched_onnx
 from qdtrack.export.contract import (
     METADATA_FILENAME,
     ONNX_FILENAME,
@@ -56,7 +57,7 @@ from qdtrack.export.triton_config import (
     render_config,
     write_contract_parameters,
 )
-from qdtrack.io_utils import atomic_write
+from qdtrack.io_utils import atomic_write, read_json
 from qdtrack.model.qdtrack import QDTrack
 from qdtrack.schema import to_plain
 
@@ -67,6 +68,8 @@ EXPORT_FORMAT = "qdtrack-export/1"
 DEFAULT_TRT_CACHE_DIR = "/trt-cache"
 #: Export-time parity check: share of detections allowed to go unpaired (threshold flips).
 UNMATCHED_FRACTION = 0.02
+#: Record fields older exports did not write, with the value they had.
+RECORD_DEFAULTS = {"max_batch_size": 0, "precision": "float32"}
 
 
 class ExportError(ValueError):
@@ -165,8 +168,8 @@ def _check_target(
     if force or not model_dir.is_dir():
         return
     if version_dir.exists():
-        old = _read_record(version_dir)
-        keys = ("checkpoint_sha256", "model_format", "opset")
+        old = {**RECORD_DEFAULTS, **_read_record(version_dir)}
+        keys = ("checkpoint_sha256", "model_format", "opset", "max_batch_size", "precision")
         if any(old.get(key) != metadata[key] for key in keys):
             raise ExportError(
                 f"{version_dir} holds another model ({old.get('model_version')}, "
@@ -176,8 +179,9 @@ def _check_target(
     for sibling in sorted(model_dir.iterdir()):
         if sibling == version_dir or not (sibling.is_dir() and sibling.name.isdigit()):
             continue
-        old = _read_record(sibling)
-        shared = ("platform", "embedding_dim", "max_detections")  # what config.pbtxt fixes
+        old = {**RECORD_DEFAULTS, **_read_record(sibling)}
+        # what config.pbtxt fixes for every version
+        shared = ("platform", "embedding_dim", "max_detections", "max_batch_size")
         if any(old.get(key) != metadata[key] for key in shared):
             theirs = ", ".join(f"{key} {old.get(key)}" for key in shared)
             ours = ", ".join(f"{key} {metadata[key]}" for key in shared)
@@ -257,6 +261,8 @@ def _metadata(
         "embedding_dim": embedding_width(model),
         "max_detections": export_rows(model.detector.roi_heads.max_per_img),
         "opset": OPSET,
+        "max_batch_size": config.export.max_batch_size if config.export.batching else 0,
+        "precision": "int8" if config.export.int8 else "float32",
         "torch_version": torch.__version__,
         "serving_contract": to_plain(contract),
     }
@@ -276,6 +282,8 @@ def export_repository(
     trt_fp16: bool = False,
     trt_cache_dir: str = DEFAULT_TRT_CACHE_DIR,
     force: bool = False,
+    val_manifest: str | Path | None = None,
+    val_gt: str | Path | None = None,
 ) -> ExportResult:
     """Export a checkpoint into a Triton model repository.
 
@@ -294,13 +302,21 @@ def export_repository(
         trt_fp16: ONNX on GPU with the ORT TensorRT accelerator in FP16.
         trt_cache_dir: the accelerator's engine cache path on the server.
         force: replace a version folder holding another model.
+        val_manifest: ``val.json`` of ``qdtrack data convert`` (the validation sequences
+            the INT8 gate tracks); needed with ``export.int8``.
+        val_gt: their ground truth folder (``val_gt``); needed with ``export.int8``.
+
+    The configuration's ``export`` block picks the graph (``batching``: the batched graph
+    and Triton's dynamic batcher) and the precision (``int8``: static INT8, kept only if
+    its HOTA and IDF1 on the validation sequences stay within the allowed drops).
 
     Returns:
         :class:`ExportResult`.
 
     Raises:
         ExportError: user errors (missing or foreign checkpoint, occupied output, no
-            TensorRT); the CLI turns them into exit code 2.
+            TensorRT, an INT8 model failing its quality gate); the CLI turns them into
+            exit code 2.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {list(FORMATS)}")
@@ -317,6 +333,7 @@ def export_repository(
             raise ExportError(f"--format tensorrt needs TensorRT and a CUDA GPU: {reason}")
     checkpoint = Path(checkpoint)
     model, config = load_model(checkpoint, config_path, overrides)
+    check_variant(config.export, fmt, kind, trt_fp16, val_manifest, val_gt)
     model_name = model_name or config.deploy.model_name
     metadata = _metadata(checkpoint, config, model, model_name=model_name, version=version, fmt=fmt)
     model_dir = Path(out) / model_name
@@ -327,11 +344,24 @@ def export_repository(
     model_dir.mkdir(parents=True, exist_ok=True)
     img_scale = (metadata["img_scale"][0], metadata["img_scale"][1])
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".staging-"))  # not a version
+    batched = config.export.batching
+    parts = Path(tempfile.mkdtemp(prefix="qdtrack-parts-")) if batched else None
     try:
         onnx_path = staging / ONNX_FILENAME
-        export_onnx(model, onnx_path, img_scale=img_scale)
-        check_onnx_io(onnx_path, metadata["embedding_dim"], metadata["max_detections"])
+        if batched:
+            export_batched_onnx(model, onnx_path, img_scale=img_scale, parts=parts)
+        else:
+            export_onnx(model, onnx_path, img_scale=img_scale)
+        check_onnx_io(
+            onnx_path, metadata["embedding_dim"], metadata["max_detections"], batched=batched
+        )
         metadata["parity"] = check_parity(model, onnx_path, img_scale)
+        if config.export.int8:
+            assert val_manifest is not None and val_gt is not None  # check_variant
+            metadata["int8"] = _int8(onnx_path, config, img_scale, val_manifest, val_gt, parts)
+            check_onnx_io(
+                onnx_path, metadata["embedding_dim"], metadata["max_detections"], batched=batched
+            )
         config_text = render_config(
             name=model_name,
             platform=metadata["platform"],
@@ -344,6 +374,7 @@ def export_repository(
             trt_fp16_cache_dir=f"{trt_cache_dir.rstrip('/')}/{model_name}" if trt_fp16 else None,
             img_scale=img_scale,
             header=_header(metadata),
+            **_batching(config.export),
         )
         check_config(parse_config(config_text), onnx_io(onnx_path))
         if fmt == "tensorrt":
@@ -358,6 +389,8 @@ def export_repository(
         staging.rename(version_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if parts is not None:
+            shutil.rmtree(parts, ignore_errors=True)
     config_path = model_dir / CONFIG_FILENAME
     with atomic_write(config_path, "w") as handle:
         handle.write(config_text)
@@ -365,6 +398,88 @@ def export_repository(
     return ExportResult(
         model_dir, version_dir, version_dir / metadata["model_file"], config_path, metadata
     )
+
+
+def check_variant(
+    settings: ExportConfig,
+    fmt: str,
+    kind: str,
+    trt_fp16: bool,
+    val_manifest: str | Path | None,
+    val_gt: str | Path | None,
+) -> None:
+    """Refuse combinations of ``export.batching`` / ``export.int8`` with other options."""
+    if settings.batching and fmt == "tensorrt":
+        raise ExportError(
+            "export.batching applies to --format onnx (the batched graph runs its per-image "
+            "part in an ONNX Loop); use --format onnx-trt-fp16 for TensorRT with batching"
+        )
+    if settings.int8 and (fmt != "onnx" or trt_fp16 or kind != INSTANCE_KINDS["cpu"]):
+        raise ExportError(
+            "export.int8 is for CPU serving: --format onnx on --instance-kind cpu "
+            "(on a GPU use TensorRT FP16)"
+        )
+    if settings.int8 and (val_manifest is None or val_gt is None):
+        raise ExportError(
+            "export.int8 needs --val-manifest and --val-gt (qdtrack data convert's val.json "
+            "and val_gt): the INT8 model is kept only if it tracks the validation sequences "
+            "about as well as the float model"
+        )
+
+
+def _batching(settings: ExportConfig) -> dict[str, Any]:
+    """``build_config`` arguments of the batching settings."""
+    if not settings.batching:
+        return {}
+    return {
+        "max_batch_size": settings.max_batch_size,
+        "preferred_batch_sizes": settings.preferred_batch_sizes,
+        "max_queue_delay_us": settings.max_queue_delay_us,
+    }
+
+
+def _int8(
+    onnx_path: Path,
+    config: QDTrackConfig,
+    img_scale: tuple[int, int],
+    val_manifest: str | Path,
+    val_gt: str | Path,
+    parts: Path | None,
+) -> dict[str, Any]:
+    """Replace ``onnx_path`` with its INT8 version if it passes the gate; the gate record.
+
+    ``parts``: the batched graph's traces (quantised one by one).
+    """
+    from qdtrack.export.int8_gate import build_int8
+    from qdtrack.export.quantize import CalibrationError
+
+    if not Path(val_manifest).is_file():
+        raise ExportError(f"--val-manifest {val_manifest}: file not found")
+    if not Path(val_gt).is_dir():
+        raise ExportError(f"--val-gt {val_gt}: folder not found")
+    int8_path = onnx_path.with_name("model.int8.onnx")
+    try:
+        report = build_int8(
+            onnx_path,
+            int8_path,
+            config,
+            img_scale=img_scale,
+            batched=config.export.batching,
+            parts=parts,
+            manifest=read_json(val_manifest),
+            gt_dir=val_gt,
+        )
+    except CalibrationError as exc:
+        raise ExportError(str(exc)) from exc
+    failures = report.failures()
+    if failures:
+        raise ExportError(
+            "the INT8 model fails its quality gate on the validation sequences: "
+            + "; ".join(failures)
+            + " (export.max_hota_drop / export.max_idf1_drop)"
+        )
+    int8_path.replace(onnx_path)
+    return {**report.to_dict(), "calibration_frames": config.export.calibration_frames}
 
 
 def _build_plan(onnx_path: Path, plan_path: Path, img_scale: tuple[int, int]) -> None:
@@ -400,6 +515,8 @@ def main(args: argparse.Namespace) -> int:
         trt_fp16=trt_fp16,
         trt_cache_dir=args.trt_cache_dir,
         force=args.force,
+        val_manifest=args.val_manifest,
+        val_gt=args.val_gt,
     )
     meta = result.metadata
     size_mb = result.model_file.stat().st_size / 2**20
@@ -411,6 +528,14 @@ def main(args: argparse.Namespace) -> int:
         f"detections, {parity['unmatched']} unpaired, boxes within "
         f"{parity['max_box_rel_diff']:.1e} (relative)\n"
     )
+    if meta["max_batch_size"]:
+        sys.stdout.write(f"export: batched graph, max_batch_size {meta['max_batch_size']}\n")
+    if "int8" in meta:
+        gate = meta["int8"]
+        sys.stdout.write(
+            f"export: INT8 kept: HOTA {gate['int8']['hota']:.2f} vs {gate['float32']['hota']:.2f} "
+            f"(float32), IDF1 {gate['int8']['idf1']:.2f} vs {gate['float32']['idf1']:.2f}\n"
+        )
     return 0
 
 

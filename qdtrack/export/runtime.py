@@ -102,6 +102,9 @@ def latest_version_dir(model_dir: str | Path) -> Path:
 class OnnxDetector:
     """The exported network under ONNX Runtime, with ``QDTrack.predict``'s interface.
 
+    Either graph works: the single-frame one, or the batched one (``batched`` is then
+    true, and :meth:`predict` runs consecutive frames of equal resized size as one batch).
+
     Args:
         model_path: the ``model.onnx`` file.
         img_scale: the model's resize limits (from ``export.json``).
@@ -126,6 +129,9 @@ class OnnxDetector:
         )
         self.img_scale = (int(img_scale[0]), int(img_scale[1]))
         self._output_names = [spec.name for spec in OUTPUTS]
+        image_rank = len(self.session.get_inputs()[0].shape)
+        #: The graph takes (N, h, w, 3) batches (the batched export).
+        self.batched = image_rank == len(INPUT_IMAGE.dims) + 1
 
     @classmethod
     def from_repository(
@@ -150,13 +156,38 @@ class OnnxDetector:
 
     def infer(self, image: npt.NDArray[np.uint8]) -> dict[str, npt.NDArray[Any]]:
         """Raw contract outputs for one resized (h, w, 3) uint8 BGR image."""
+        if self.batched:
+            return self.infer_batch(image[None])[0]
         values = self.session.run(self._output_names, {INPUT_IMAGE.name: image})
         return dict(zip(self._output_names, values, strict=True))
 
+    def infer_batch(self, images: npt.NDArray[np.uint8]) -> list[dict[str, npt.NDArray[Any]]]:
+        """Raw outputs per image for (N, h, w, 3) equally sized images (batched graph)."""
+        if not self.batched:
+            return [self.infer(image) for image in images]
+        values = self.session.run(self._output_names, {INPUT_IMAGE.name: images})
+        return [
+            {name: value[index] for name, value in zip(self._output_names, values, strict=True)}
+            for index in range(images.shape[0])
+        ]
+
     def predict(self, frames_bgr: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
-        """Detections with embeddings for raw uint8 BGR frames, one request per frame."""
-        results = []
-        for frame in frames_bgr:
-            image, scale_factor = prepare_frame(frame, self.img_scale)
-            results.append(unpack_detections(self.infer(image), scale_factor))
+        """Detections with embeddings for raw uint8 BGR frames.
+
+        The single-frame graph runs one call per frame; the batched graph one call per run
+        of consecutive frames with the same resized size.
+        """
+        requests = [prepare_frame(frame, self.img_scale) for frame in frames_bgr]
+        results: list[Detections] = []
+        start = 0
+        while start < len(requests):
+            stop = start + 1
+            shape = requests[start][0].shape
+            while self.batched and stop < len(requests) and requests[stop][0].shape == shape:
+                stop += 1
+            group = requests[start:stop]
+            outputs = self.infer_batch(np.stack([image for image, _ in group]))
+            scales = [scale for _, scale in group]
+            results.extend(map(unpack_detections, outputs, scales))
+            start = stop
         return results

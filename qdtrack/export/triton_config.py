@@ -51,17 +51,21 @@ def _tensors(message: Any, specs: Sequence[TensorSpec]) -> None:
         tensor.dims.extend(spec.dims)
 
 
-def trt_profile_shapes(img_scale: tuple[int, int]) -> dict[str, str]:
+def trt_profile_shapes(img_scale: tuple[int, int], max_batch_size: int = 0) -> dict[str, str]:
     """ORT-TRT shape profile of the image input, from the model's resize rule.
 
     Without one, ORT-TRT builds an engine for the first frame's exact shape and rebuilds
     (seconds to minutes, at request time) whenever a frame of another aspect ratio comes.
     The profile spans every (h, w) the resize can produce
-    (:func:`qdtrack.resize.resized_hw_range`), tuned for a resized full-HD frame.
+    (:func:`qdtrack.resize.resized_hw_range`), tuned for a resized full-HD frame; the
+    batched graph's batch axis spans 1 to ``max_batch_size`` (tuned for the largest).
     """
     shapes = dict(zip(("min", "opt", "max"), resized_hw_range(img_scale), strict=True))
+    batch = {"min": 1, "opt": max_batch_size, "max": max_batch_size}
     return {
-        f"trt_profile_{kind}_shapes": f"{INPUTS[0].name}:{h}x{w}x3"
+        f"trt_profile_{kind}_shapes": f"{INPUTS[0].name}:"
+        + (f"{batch[kind]}x" if max_batch_size > 0 else "")
+        + f"{h}x{w}x3"
         for kind, (h, w) in shapes.items()
     }
 
@@ -69,6 +73,8 @@ def trt_profile_shapes(img_scale: tuple[int, int]) -> dict[str, str]:
 def _trt_accelerator(
     config: model_config_pb2.ModelConfig, cache_dir: str, img_scale: tuple[int, int]
 ) -> None:
+    # the batched graph's input has a batch axis: its profile does too
+    max_batch_size = config.max_batch_size
     accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add()
     accelerator.name = "tensorrt"
     accelerator.parameters.update(
@@ -80,7 +86,7 @@ def _trt_accelerator(
             # tactic timings survive too: a new model version builds its engines faster
             "trt_timing_cache_enable": "1",
             "trt_timing_cache_path": cache_dir,
-            **trt_profile_shapes(img_scale),
+            **trt_profile_shapes(img_scale, max_batch_size),
         }
     )
 
@@ -108,6 +114,40 @@ def config_header(text: str) -> str:
     return "\n".join(lines)
 
 
+def _check_settings(
+    *,
+    platform: str,
+    instance_kind: str,
+    instance_count: int,
+    trt_fp16: bool,
+    img_scale: tuple[int, int] | None,
+    max_batch_size: int,
+    preferred_batch_sizes: Sequence[int],
+    max_queue_delay_us: int,
+) -> None:
+    """``ValueError`` naming the first :func:`build_config` setting that cannot work."""
+    if platform not in PLATFORMS.values():
+        raise ValueError(f"platform must be one of {sorted(PLATFORMS.values())}, got {platform!r}")
+    if instance_kind not in INSTANCE_KINDS.values():
+        raise ValueError(f"instance_kind must be KIND_CPU or KIND_GPU, got {instance_kind!r}")
+    if instance_count < 1:
+        raise ValueError(f"instance_count must be at least 1, got {instance_count}")
+    if platform == PLATFORMS["tensorrt"] and instance_kind != "KIND_GPU":
+        raise ValueError("a TensorRT plan runs on GPU instances only (KIND_GPU)")
+    if trt_fp16 and (platform != PLATFORMS["onnx"] or instance_kind != "KIND_GPU"):
+        raise ValueError("the TensorRT accelerator applies to an ONNX model on KIND_GPU")
+    if trt_fp16 and img_scale is None:
+        raise ValueError("the TensorRT accelerator needs img_scale for its shape profile")
+    if max_batch_size < 0:
+        raise ValueError(f"max_batch_size must be >= 0, got {max_batch_size}")
+    if max_batch_size == 0 and (preferred_batch_sizes or max_queue_delay_us):
+        raise ValueError("dynamic batching settings need a batched graph (max_batch_size > 0)")
+    if any(not 1 <= size <= max_batch_size for size in preferred_batch_sizes):
+        raise ValueError(
+            f"preferred batch sizes {list(preferred_batch_sizes)} outside 1..{max_batch_size}"
+        )
+
+
 def build_config(
     *,
     name: str,
@@ -121,14 +161,18 @@ def build_config(
     trt_fp16_cache_dir: str | None = None,
     img_scale: tuple[int, int] | None = None,
     parameters: Mapping[str, str] | None = None,
+    max_batch_size: int = MAX_BATCH_SIZE,
+    preferred_batch_sizes: Sequence[int] = (),
+    max_queue_delay_us: int = 0,
 ) -> model_config_pb2.ModelConfig:
     """Triton's ``ModelConfig`` of the exported network.
 
-    One frame per request, no batch axis (``max_batch_size`` 0, so every ``dims`` is the
-    full shape): frames differ in size and the detector's post-processing is traced for one
-    image. The input is the resized uint8 BGR frame (normalisation and padding happen in
-    the graph); outputs are padded to ``max_detections`` rows, ``num_detections`` says how
-    many are real.
+    By default one frame per request, no batch axis (``max_batch_size`` 0, so every
+    ``dims`` is the full shape). With ``max_batch_size > 0`` (the batched graph) the
+    ``dims`` are per frame and Triton's dynamic batcher joins requests of equal shape,
+    waiting up to ``max_queue_delay_us`` for a preferred batch size. The input is the
+    resized uint8 BGR frame (normalisation and padding happen in the graph); outputs are
+    padded to ``max_detections`` rows, ``num_detections`` says how many are real.
 
     Args:
         name: Triton model name (the model folder's name).
@@ -148,24 +192,27 @@ def build_config(
         img_scale: the model's resize limits; with ``trt_fp16_cache_dir``, the TensorRT
             shape profile spans every frame size they produce (required there).
         parameters: further string parameters (the serving contracts).
+        max_batch_size: 0 for the single-frame graph, else the largest batch of the
+            batched graph.
+        preferred_batch_sizes: the dynamic batcher's preferred sizes (batched graph only).
+        max_queue_delay_us: the dynamic batcher's queue delay (batched graph only).
     """
-    if platform not in PLATFORMS.values():
-        raise ValueError(f"platform must be one of {sorted(PLATFORMS.values())}, got {platform!r}")
-    if instance_kind not in INSTANCE_KINDS.values():
-        raise ValueError(f"instance_kind must be KIND_CPU or KIND_GPU, got {instance_kind!r}")
-    if instance_count < 1:
-        raise ValueError(f"instance_count must be at least 1, got {instance_count}")
-    if platform == PLATFORMS["tensorrt"] and instance_kind != "KIND_GPU":
-        raise ValueError("a TensorRT plan runs on GPU instances only (KIND_GPU)")
-    if trt_fp16_cache_dir is not None and (
-        platform != PLATFORMS["onnx"] or instance_kind != "KIND_GPU"
-    ):
-        raise ValueError("the TensorRT accelerator applies to an ONNX model on KIND_GPU")
-    if trt_fp16_cache_dir is not None and img_scale is None:
-        raise ValueError("the TensorRT accelerator needs img_scale for its shape profile")
-    config = model_config_pb2.ModelConfig(
-        name=name, platform=platform, max_batch_size=MAX_BATCH_SIZE
+    _check_settings(
+        platform=platform,
+        instance_kind=instance_kind,
+        instance_count=instance_count,
+        trt_fp16=trt_fp16_cache_dir is not None,
+        img_scale=img_scale,
+        max_batch_size=max_batch_size,
+        preferred_batch_sizes=preferred_batch_sizes,
+        max_queue_delay_us=max_queue_delay_us,
     )
+    config = model_config_pb2.ModelConfig(
+        name=name, platform=platform, max_batch_size=max_batch_size
+    )
+    if max_batch_size > 0:
+        config.dynamic_batching.preferred_batch_size.extend(preferred_batch_sizes)
+        config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
     _tensors(config.input, INPUTS)
     _tensors(config.output, output_specs(embedding_dim, max_detections))
     group = config.instance_group.add()
@@ -214,8 +261,18 @@ def check_config(config: model_config_pb2.ModelConfig, graph_io: Mapping[str, Te
         config: the parsed ``config.pbtxt``.
         graph_io: the graph's inputs and outputs (:func:`qdtrack.export.onnx_export.onnx_io`).
     """
-    if config.max_batch_size != MAX_BATCH_SIZE:
-        raise ValueError(f"max_batch_size is {config.max_batch_size}, the graph needs 0")
+    if config.max_batch_size < 0:
+        raise ValueError(f"max_batch_size is {config.max_batch_size}, must be >= 0")
+    image = graph_io.get(INPUTS[0].name)
+    graph_batched = image is not None and len(image.dims) == len(INPUTS[0].dims) + 1
+    if graph_batched != (config.max_batch_size > 0):
+        want = "a positive max_batch_size" if graph_batched else "max_batch_size 0"
+        raise ValueError(f"max_batch_size is {config.max_batch_size}, the graph needs {want}")
+    if graph_batched:  # config dims are per frame, without the batch axis
+        graph_io = {
+            name: TensorSpec(spec.name, spec.triton_dtype, spec.dims[1:])
+            for name, spec in graph_io.items()
+        }
     declared = {**_config_specs(config.input), **_config_specs(config.output)}
     problems = [
         f"{name}: config {declared.get(name)} vs graph {graph_io.get(name)}"

@@ -8,7 +8,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
@@ -21,8 +24,16 @@ from qdtrack.structures import Detections, Tracks
 from qdtrack.trackers import Tracker
 
 
+class Predictor(Protocol):
+    """What tracking needs from a network: ``QDTrack`` or the exported graph's runner."""
+
+    def predict(self, frames_bgr: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """Detections with embeddings of raw uint8 BGR frames."""
+        ...
+
+
 def track_source(
-    model: QDTrack,
+    model: Predictor,
     tracker: Tracker,
     source: str | Path | FrameSource,
     *,
@@ -43,7 +54,8 @@ def track_source(
         ``(per-frame (MOT frame number, tracks), per-frame detections with embeddings when
         keep_detections (else empty), frames per second of network + tracker)``.
     """
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     tracker.reset()
     results: list[tuple[int, Tracks]] = []
     kept: list[Detections] = []

@@ -12,10 +12,9 @@ from typing import Any
 from qdtrack.data.frames import ImageFrames
 from qdtrack.data.mot import write_mot_results
 from qdtrack.inference.detections_file import write_detections_file
-from qdtrack.inference.loop import track_source
+from qdtrack.inference.loop import Predictor, track_source
 from qdtrack.inference.tao_writer import detection_records, label_categories, track_records
 from qdtrack.io_utils import write_json
-from qdtrack.model.qdtrack import QDTrack
 from qdtrack.trackers import AnyTrackerSettings, build_tracker, iou_baseline_settings
 
 #: Frame rate written into the rendered videos (TAO annotates about 1 frame per second).
@@ -23,7 +22,7 @@ RENDER_FPS = 5.0
 
 
 def track_val_set(
-    model: QDTrack,
+    model: Predictor,
     settings: AnyTrackerSettings,
     manifest: dict[str, Any],
     out_dir: str | Path,
@@ -84,7 +83,7 @@ def track_val_set(
 
 
 def track_tao_set(
-    model: QDTrack,
+    model: Predictor,
     settings: AnyTrackerSettings,
     manifest: Mapping[str, Any],
     out_dir: str | Path,

@@ -27,7 +27,7 @@ from qdtrack.model.preprocess import (
     preprocess_frames,
 )
 from qdtrack.model.roi_heads import DetectionResult, RoIHeads
-from qdtrack.model.rpn import RegionProposalNetwork
+from qdtrack.model.rpn import RegionProposalNetwork, RPNOutput
 from qdtrack.structures import Detections
 
 #: Target dict keys (torchvision contract, but labels are 0-based class indices).
@@ -182,7 +182,18 @@ class QDTrackDetector(nn.Module):
 
         Call under ``torch.no_grad()`` and in ``eval()`` mode for inference.
         """
-        features, proposals = self.propose(batch)
+        features = self.extract_features(batch.tensor)
+        return self.predict_from_features(features, self.rpn(features), batch)
+
+    def predict_from_features(
+        self, features: list[Tensor], rpn_output: RPNOutput, batch: ImageBatch
+    ) -> DetectorPrediction:
+        """:meth:`predict` after the convolutional trunk (backbone, FPN, RPN head).
+
+        The batched ONNX export runs the trunk on a whole batch and this part image by
+        image; ``batch.tensor`` is only read for its batch size.
+        """
+        proposals = self.rpn.proposals(rpn_output, batch, training=False)
         detections = self.roi_heads.predict(
             features, proposals, batch.image_sizes, batch.scale_factors
         )

@@ -22,6 +22,7 @@ from qdtrack.model.inputs import TrainBatch
 from qdtrack.model.preprocess import ImageBatch
 from qdtrack.model.roi_extractor import MultiLevelRoIExtractor
 from qdtrack.model.roi_heads import DetectionResult, split_rows
+from qdtrack.model.rpn import RPNOutput
 from qdtrack.model.track_head import QuasiDenseTrackHead
 from qdtrack.structures import Detections
 
@@ -119,7 +120,17 @@ class QDTrack(nn.Module):
         (boxes × ``scale_factor``), on P2–P5 (reference d.2 step 1). This is the one inference
         path: :meth:`predict_batch` converts it to numpy and the ONNX export traces it.
         """
-        prediction = self.detector.predict(batch)
+        features = self.detector.extract_features(batch.tensor)
+        return self.predict_from_features(features, self.detector.rpn(features), batch)
+
+    def predict_from_features(
+        self, features: list[Tensor], rpn_output: RPNOutput, batch: ImageBatch
+    ) -> list[tuple[DetectionResult, Tensor]]:
+        """:meth:`predict_tensors` after the convolutional trunk (FPN maps, RPN head outputs).
+
+        See :meth:`~qdtrack.model.detector.QDTrackDetector.predict_from_features`.
+        """
+        prediction = self.detector.predict_from_features(features, rpn_output, batch)
         scaled = [
             result.boxes_xyxy * batch.scale_factors[i].to(result.boxes_xyxy)
             for i, result in enumerate(prediction.detections)

@@ -261,11 +261,10 @@ class MultiLevelRoIExtractor(nn.Module):
         reference = features[0]
         rois = boxes_to_rois([b.to(device=reference.device, dtype=reference.dtype) for b in boxes])
         size = self.output_size
-        pooled = reference.new_zeros((rois.shape[0], channels, size, size))
         # A traced (ONNX) graph must keep every level whatever the trace's boxes were.
         tracing = torch.jit.is_tracing()
         if rois.shape[0] == 0 and not tracing:
-            return pooled
+            return reference.new_zeros((0, channels, size, size))
         levels = map_roi_levels(rois[:, 1:], self.num_levels, self.finest_scale)
         # torchvision's CPU RoIAlign backward is a serial loop; with a fixed sampling ratio
         # the vectorised one computes the same gradient far faster.
@@ -277,6 +276,14 @@ class MultiLevelRoIExtractor(nn.Module):
             and reference.requires_grad
             and not tracing
         )
+        # Pool each level's boxes, stack the blocks level after level, then put the rows
+        # back in box order with one gather. (Scattering each block into a full-size
+        # zero tensor, as before, exports as one ScatterElements over every pooled value
+        # per level: the slowest part of the CPU graph.) Boxes with a negative area form
+        # a block of zeros.
+        invalid = torch.nonzero(levels == INVALID_LEVEL).squeeze(1)
+        order = [invalid]
+        blocks = [reference.new_zeros((invalid.shape[0], channels, size, size))]
         for level, (feature, stride) in enumerate(zip(features, self.featmap_strides, strict=True)):
             index = torch.nonzero(levels == level).squeeze(1)
             if index.numel() == 0 and not tracing:
@@ -294,11 +301,14 @@ class MultiLevelRoIExtractor(nn.Module):
                     sampling_ratio=self.sampling_ratio,
                     aligned=self.aligned,
                 )
-            # A scatter rather than ``pooled[index] = ...``: the ONNX export of that
-            # index_put freezes the trace's row count (torchvision's poolers scatter too).
-            rows = index.view(-1, 1, 1, 1).expand(-1, channels, size, size)
-            pooled = pooled.scatter(0, rows, level_pooled)
-        return pooled
+            order.append(index)
+            blocks.append(level_pooled)
+        stacked_order = torch.cat(order)
+        # The inverse permutation: row r of the output is row position[r] of the stack.
+        # ``cumsum`` of ones rather than ``arange`` keeps the length a graph value.
+        rank = torch.ones_like(stacked_order).cumsum(0) - 1
+        position = torch.zeros_like(stacked_order).scatter(0, stacked_order, rank)
+        return torch.cat(blocks).index_select(0, position)
 
     def extra_repr(self) -> str:
         """Settings shown by ``print(module)``."""

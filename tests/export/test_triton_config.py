@@ -141,3 +141,18 @@ def test_an_ort_trt_export_profiles_its_own_resize_rule(
     assert accelerator.parameters["trt_profile_opt_shapes"] == f"image:{opt[0]}x{opt[1]}x3"
     assert accelerator.parameters["trt_profile_min_shapes"] == f"image:{low[0]}x{low[1]}x3"
     assert accelerator.parameters["trt_engine_cache_path"] == "/trt-cache/qdtrack"
+
+
+def test_the_batched_graph_profile_has_a_batch_axis() -> None:
+    config = parse_config(
+        _render(
+            instance_kind="KIND_GPU",
+            trt_fp16_cache_dir="/cache/qdtrack",
+            img_scale=(160, 160),
+            max_batch_size=8,
+            preferred_batch_sizes=(4, 8),
+        )
+    )
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accelerator.parameters["trt_profile_min_shapes"].startswith("image:1x")
+    assert accelerator.parameters["trt_profile_max_shapes"].startswith("image:8x")

@@ -24,7 +24,6 @@ from qdtrack.export.repository import export_repository
 from qdtrack.export.runtime import OnnxDetector, prepare_frame, unpack_detections
 from qdtrack.export.triton_config import parse_config
 from serving.launch import Service, start_pytriton
-from serving.sidecar.frames import Frame
 from serving.sidecar.triton_client import TritonDetector
 
 pytestmark = pytest.mark.integration
@@ -58,14 +57,11 @@ def batched_triton(repositories: tuple[Path, Path], service_logs: Path) -> Itera
     service.kill()
 
 
-def _frames(tiny_workspace: Path) -> list[Frame]:
+def _frames(tiny_workspace: Path) -> list[np.ndarray]:
+    """Decoded frames of one camera (equal sizes); the detector resizes them itself."""
     seq = next(p for p in sorted((tiny_workspace / "data" / "val").iterdir()) if p.is_dir())
-    frames = []
-    for path in sorted((seq / "img1").glob("*.jpg"))[:STREAMS]:
-        raw = np.asarray(cv2.imread(str(path)), np.uint8)
-        image, scale = prepare_frame(raw, (160, 160))
-        frames.append(Frame(image, scale, (raw.shape[0], raw.shape[1])))
-    return frames
+    paths = sorted((seq / "img1").glob("*.jpg"))[:STREAMS]
+    return [np.asarray(cv2.imread(str(path)), np.uint8) for path in paths]
 
 
 def _stats(service: Service) -> dict:
@@ -98,7 +94,8 @@ def test_concurrent_single_frames_are_batched_and_answered_per_frame(
     assert executions < requests  # the dynamic batcher joined requests
     reference = OnnxDetector.from_repository(repositories[0], intra_op_threads=1)
     for frame, answer in zip(frames, answers, strict=True):
-        expected = unpack_detections(reference.infer(frame.image), frame.scale_factor)
+        image, scale = prepare_frame(frame, answer.contract.img_scale)
+        expected = unpack_detections(reference.infer(image), scale)
         report = compare_detections(answer.detections, expected)
         assert len(expected) > 0 and report.unmatched == 0
         assert report.max_box_rel_diff < 1e-4 and report.max_embedding_abs_diff < 1e-4

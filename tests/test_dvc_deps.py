@@ -91,3 +91,15 @@ def test_subcommands_resolve() -> None:
     ]
     with pytest.raises(AssertionError, match="not a qdtrack subcommand"):
         handler_module(["frobnicate"])
+
+
+def test_every_config_has_the_blocks_the_stages_read() -> None:
+    """DVC refuses a stage whose params are missing: any pipeline config (one with a
+    ``data`` block; ``cpu_pets09.yaml`` is the PETS09 benchmark's) may become params.yaml."""
+    stages = _stages(REPO / "dvc.yaml")
+    blocks = {str(p).split(".")[0] for stage in stages.values() for p in stage.get("params", [])}
+    for config in [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        present = set(yaml.safe_load(config.read_text()))
+        if "data" not in present:
+            continue
+        assert blocks <= present, f"{config.name} lacks {sorted(blocks - present)}"

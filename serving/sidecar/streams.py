@@ -505,8 +505,11 @@ class StreamManager:
                 tracks = session.tracker.update(inference.detections, index)
             except ValueError as exc:  # e.g. an embedding width the memory does not have
                 self._drop(session, Gone.EVICTED)
+                log.warning(
+                    "stream %s: detections do not fit its tracker: %s", session.stream_id, exc
+                )
                 raise TritonBadResponse(
-                    f"detections do not fit the stream's tracker: {exc}"
+                    "the model's detections do not fit the stream's tracker"
                 ) from exc
             body = _result_json(session, index, inference.model_version, reset, tracks)
             session.last_index, session.model_version = index, inference.model_version

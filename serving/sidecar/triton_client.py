@@ -113,7 +113,8 @@ def detections_from_outputs(outputs: dict[str, np.ndarray], scale_factor: np.nda
     try:
         return unpack_detections(outputs, scale_factor)
     except (KeyError, ValueError, IndexError) as exc:
-        raise TritonBadResponse(f"Triton outputs break the tensor contract: {exc}") from exc
+        log.warning("Triton outputs break the tensor contract: %s", exc)
+        raise TritonBadResponse("Triton's outputs break the tensor contract") from exc
 
 
 @dataclass(frozen=True)

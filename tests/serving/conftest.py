@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sidecar_fakes import FakeDetector, FlakyStore, make_settings
-from stack_helpers import export_tiny, require_triton_venv, sidecar_env
+from stack_helpers import export_tiny, require_triton_venv, start_stack_sidecar
 
-from serving.launch import Service, start_pytriton, start_redis, start_sidecar
+from serving.launch import Service, start_pytriton, start_redis
 from serving.sidecar.app import create_app
 
 
@@ -91,12 +91,8 @@ def sidecar(
     triton: Service, redis_server: Service, tiny_repository: Path, service_logs: Path
 ) -> Iterator[Service]:
     """A sidecar process in front of ``triton`` with state in ``redis_server``."""
-    env = sidecar_env(tiny_repository, redis_prefix="session:", readiness_cache_s=0)
-    service = start_sidecar(
-        service_logs,
-        triton_grpc_port=triton.ports["grpc"],
-        redis_port=redis_server.ports["redis"],
-        env=env,
+    service = start_stack_sidecar(
+        triton, redis_server, tiny_repository, service_logs, redis_prefix="session:"
     )
     yield service
     service.stop()

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.launch import TRITON_VENV, Service, sidecar_env_for
+from serving.launch import TRITON_VENV, Service, sidecar_env_for, start_sidecar
 
 
 def detecting_checkpoint(workspace: Path, out: Path, *, seed: int) -> Path:
@@ -63,6 +63,18 @@ def sidecar_env(repository: Path, **extra: object) -> dict[str, str]:
     env = sidecar_env_for(repository)
     env.update({f"SIDECAR_{k.upper()}": str(v) for k, v in extra.items()})
     return env
+
+
+def start_stack_sidecar(
+    triton: Service, redis_server: Service, repository: Path, log_dir: Path, *, redis_prefix: str
+) -> Service:
+    """A sidecar process in front of ``triton`` keeping its streams under ``redis_prefix``."""
+    return start_sidecar(
+        log_dir,
+        triton_grpc_port=triton.ports["grpc"],
+        redis_port=redis_server.ports["redis"],
+        env=sidecar_env(repository, redis_prefix=redis_prefix, readiness_cache_s=0),
+    )
 
 
 def sidecar_url(service: Service) -> str:

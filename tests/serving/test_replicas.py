@@ -13,14 +13,14 @@ import redis
 from stack_helpers import (
     post_frame,
     same_tracks,
-    sidecar_env,
     sidecar_metric,
     sidecar_url,
+    start_stack_sidecar,
     track_ids,
     uninterrupted_run,
 )
 
-from serving.launch import Service, start_sidecar
+from serving.launch import Service
 
 pytestmark = pytest.mark.integration
 PREFIX = "session:"  # the session sidecar's keys: both replicas share them
@@ -31,12 +31,8 @@ def replica_b(
     triton: Service, redis_server: Service, sidecar: Service, tiny_repository: Path, service_logs
 ) -> Iterator[Service]:
     """A second sidecar process beside the session one, on the same Redis keys."""
-    env = sidecar_env(tiny_repository, redis_prefix=PREFIX, readiness_cache_s=0)
-    service = start_sidecar(
-        service_logs,
-        triton_grpc_port=triton.ports["grpc"],
-        redis_port=redis_server.ports["redis"],
-        env=env,
+    service = start_stack_sidecar(
+        triton, redis_server, tiny_repository, service_logs, redis_prefix=PREFIX
     )
     yield service
     service.stop()

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_helpers import sidecar_env, sidecar_url
+from stack_helpers import sidecar_url, start_stack_sidecar
 
-from serving.launch import Service, start_sidecar
+from serving.launch import Service
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,8 @@ def fuzzed(
     triton: Service, redis_server: Service, tiny_repository: Path, service_logs: Path
 ) -> Iterator[Service]:
     """A sidecar of its own: the fuzzer's refusals stay out of the other tests' metrics."""
-    env = sidecar_env(tiny_repository, redis_prefix="fuzz:", readiness_cache_s=0)
-    service = start_sidecar(
-        service_logs,
-        triton_grpc_port=triton.ports["grpc"],
-        redis_port=redis_server.ports["redis"],
-        env=env,
+    service = start_stack_sidecar(
+        triton, redis_server, tiny_repository, service_logs, redis_prefix="fuzz:"
     )
     yield service
     service.stop()

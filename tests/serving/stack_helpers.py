@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -11,13 +12,22 @@ import pytest
 from serving.launch import TRITON_VENV, Service, sidecar_env_for, start_sidecar
 
 
-def detecting_checkpoint(workspace: Path, out: Path, *, seed: int) -> Path:
+def detecting_checkpoint(
+    workspace: Path,
+    out: Path,
+    *,
+    seed: int,
+    overrides: Sequence[str] = (),
+    cls_std: float = 1.0,
+) -> Path:
     """A tiny checkpoint whose random weights detect and embed (as ``tests/export`` does).
 
     Random initial weights give near-constant scores around 0.5; widening the classifier
     and embedding weights spreads the scores over (0, 1) and separates the embeddings, so
     the tracker has something to do. Different seeds give different weights, hence
-    different exported ``model_version`` strings.
+    different exported ``model_version`` strings. ``overrides`` change the tiny config
+    (``--set`` syntax); ``cls_std`` keeps the class scores below saturation (scores tied
+    at 1.0 make the order of the kept boxes arbitrary; more classes saturate sooner).
     """
     import torch
 
@@ -25,11 +35,11 @@ def detecting_checkpoint(workspace: Path, out: Path, *, seed: int) -> Path:
     from qdtrack.config import load_config
     from qdtrack.model.qdtrack import build_qdtrack
 
-    config = load_config(workspace / "params.yaml")
+    config = load_config(workspace / "params.yaml", overrides)
     torch.manual_seed(seed)
     model = build_qdtrack(config.model)
     with torch.no_grad():
-        model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, 1.0)
+        model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, cls_std)
         model.track_head.embed_head.fc_embed.weight.normal_(0.0, 0.3)
     save_checkpoint(out, checkpoint_state(model, config))
     return out

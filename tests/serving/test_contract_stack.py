@@ -17,17 +17,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import torch
-from stack_helpers import require_triton_venv, sidecar_url
+from stack_helpers import detecting_checkpoint, require_triton_venv, sidecar_url
 
-from qdtrack.checkpoint import checkpoint_state, save_checkpoint
-from qdtrack.config import load_config
 from qdtrack.deploy import publish_version
 from qdtrack.export.repository import export_repository
 from qdtrack.export.runtime import OnnxDetector, prepare_frame, unpack_detections
 from qdtrack.export.serving_contract import ServingContract, repository_contracts
 from qdtrack.gate import decide
-from qdtrack.model.qdtrack import build_qdtrack
 from qdtrack.trackers import build_tracker
 from serving.launch import Service, start_pytriton, start_sidecar
 
@@ -46,29 +42,14 @@ TAO_OVERRIDES = [
 ]
 
 
-def _checkpoint(
-    workspace: Path, out: Path, overrides: list[str], *, seed: int, cls_std: float
-) -> Path:
-    """Random weights that detect: spread scores and distinct embeddings (see tests/export).
-
-    ``cls_std`` keeps the class scores below saturation: scores tied at 1.0 would make the
-    order of the kept boxes arbitrary, and three classes saturate at a smaller spread.
-    """
-    config = load_config(workspace / "params.yaml", overrides)
-    torch.manual_seed(seed)
-    model = build_qdtrack(config.model)
-    with torch.no_grad():
-        model.detector.roi_heads.box_predictor.cls_score.weight.normal_(0.0, cls_std)
-        model.track_head.embed_head.fc_embed.weight.normal_(0.0, 0.3)
-    save_checkpoint(out, checkpoint_state(model, config))
-    return out
-
-
 @pytest.fixture(scope="module")
 def repository(tiny_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("two-models")
-    mot = _checkpoint(tiny_workspace, root / "mot.pt", [], seed=0, cls_std=1.0)
-    tao = _checkpoint(tiny_workspace, root / "tao.pt", TAO_OVERRIDES, seed=1, cls_std=0.002)
+    mot = detecting_checkpoint(tiny_workspace, root / "mot.pt", seed=0)
+    # three classes saturate at a smaller spread of the class weights
+    tao = detecting_checkpoint(
+        tiny_workspace, root / "tao.pt", seed=1, overrides=TAO_OVERRIDES, cls_std=0.002
+    )
     for name, checkpoint in (("mot", mot), ("tao", tao)):  # export, then deploy: as shipped
         export_repository(checkpoint, root / f"export-{name}")
         metrics = QUALITY[name]

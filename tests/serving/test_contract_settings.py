@@ -63,3 +63,32 @@ def test_serve_environment_carries_no_model_settings(tmp_path: Path) -> None:
     (tmp_path / "qdtrack").mkdir()
     (tmp_path / "qdtrack" / "champion.json").write_text(json.dumps({"version": 1}))
     assert set(sidecar_env_for(tmp_path)) == {"SIDECAR_MODEL_QUALITY_FILE"}
+
+
+def test_a_version_without_a_contract_is_refused_after_one_reread() -> None:
+    import asyncio
+    import time
+
+    from serving.sidecar.triton_client import _ModelInfo
+
+    detector = TritonDetector("127.0.0.1:1")
+    info = _ModelInfo(
+        batched=False,
+        contracts={1: CONTRACT},
+        quality={},
+        triton_version="2",
+        read_at=time.monotonic(),
+    )
+    reads = []
+
+    async def reread(triton_version: str | None) -> _ModelInfo:
+        reads.append(triton_version)
+        detector._info = info
+        return info
+
+    detector._info = info
+    detector._read_model_info = reread  # type: ignore[method-assign]
+    with pytest.raises(ContractMissing, match="no serving contract for version 2"):
+        asyncio.run(detector._contract(None))  # expects the version last seen: 2
+    assert reads == ["2"]  # the config was read once more before giving up
+    assert asyncio.run(detector._contract(1))[1] == CONTRACT
